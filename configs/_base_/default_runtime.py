@@ -1,0 +1,36 @@
+default_scope = 'mmmcl'
+
+default_hooks = dict(
+    timer=dict(type='IterTimerHook'),
+    logger=dict(type='LoggerHook', interval=50),
+    param_scheduler=dict(type='ParamSchedulerHook'),
+    # 'auto' keeps the best checkpoint on the first metric of the *val*
+    # split (ensemble/accuracy/top1 of CohortAccuracy); configs without a
+    # val split (CIFAR-100) keep only the latest.
+    checkpoint=dict(
+        type='CheckpointHook', interval=1, max_keep_ckpts=2, save_best='auto'),
+    sampler_seed=dict(type='DistSamplerSeedHook'),
+)
+custom_hooks = [
+    dict(type='MetaStepHook'),
+    # Same interval as the checkpoint hook.
+    dict(type='CohortPlotHook', interval=1),
+    dict(type='CohortSanityHook'),
+    dict(type='RandomStateHook'),
+]
+
+env_cfg = dict(
+    cudnn_benchmark=False,
+    mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
+    dist_cfg=dict(backend='nccl'),
+)
+
+vis_backends = [dict(type='LocalVisBackend')]
+visualizer = dict(
+    type='Visualizer', vis_backends=vis_backends, name='visualizer')
+
+log_processor = dict(by_epoch=True)
+log_level = 'INFO'
+load_from = None
+resume = False
+randomness = dict(seed=0, deterministic=False)

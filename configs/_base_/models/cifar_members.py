@@ -1,0 +1,37 @@
+# Cohort members for 32x32 inputs; the cohort config sets num_classes.
+# out_indices list every stage: the auxiliary branches of L-MCL start at
+# all but the last (MCL, DML and baselines use only the last).
+_neck = dict(type='mmpretrain.GlobalAveragePooling')
+
+
+def _member(backbone: dict, width: int) -> dict:
+    return dict(
+        type='mmpretrain.ImageClassifier',
+        backbone=backbone,
+        neck=_neck,
+        head=dict(
+            type='mmpretrain.LinearClsHead',
+            in_channels=width,
+            loss=dict(type='mmpretrain.CrossEntropyLoss', loss_weight=1.0)))
+
+
+resnet20 = _member(dict(type='CifarResNet', depth=20, out_indices=(0, 1, 2)),
+                   64)
+resnet32 = _member(dict(type='CifarResNet', depth=32, out_indices=(0, 1, 2)),
+                   64)
+resnet56 = _member(dict(type='CifarResNet', depth=56, out_indices=(0, 1, 2)),
+                   64)
+resnet110 = _member(
+    dict(type='CifarResNet', depth=110, out_indices=(0, 1, 2)), 64)
+wrn_16_2 = _member(
+    dict(type='CifarWideResNet', depth=16, widen_factor=2,
+         out_indices=(0, 1, 2)), 128)
+wrn_40_2 = _member(
+    dict(type='CifarWideResNet', depth=40, widen_factor=2,
+         out_indices=(0, 1, 2)), 128)
+shufflenetv2_0_5x = _member(
+    dict(type='CifarShuffleNetV2', widen_factor=0.5,
+         out_indices=(0, 1, 2, 3)), 1024)
+shufflenetv2_1x = _member(
+    dict(type='CifarShuffleNetV2', widen_factor=1.0,
+         out_indices=(0, 1, 2, 3)), 1024)

@@ -1,0 +1,8 @@
+from .cohort_plot_hook import CohortPlotHook
+from .cohort_sanity_hook import CohortSanityHook
+from .meta_step_hook import MetaStepHook
+from .random_state_hook import RandomStateHook
+
+__all__ = [
+    'CohortPlotHook', 'CohortSanityHook', 'MetaStepHook', 'RandomStateHook'
+]

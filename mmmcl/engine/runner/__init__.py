@@ -1,0 +1,3 @@
+from .cohort_optim_wrapper_constructor import CohortOptimWrapperConstructor
+
+__all__ = ['CohortOptimWrapperConstructor']

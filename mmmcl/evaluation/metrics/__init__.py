@@ -1,0 +1,3 @@
+from .cohort_accuracy import CohortAccuracy
+
+__all__ = ['CohortAccuracy']

@@ -1,0 +1,422 @@
+import copy
+import time
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from mmengine.model import BaseModel
+from mmengine.optim import OptimWrapper, OptimWrapperDict
+from torch import Tensor
+
+from mmmcl.registry import MODELS
+from ..backbones.auxiliary_branch import AuxiliaryBranch
+from ..heads import EmbeddingHead, LayerMatchingWeights, StageAggregator
+from ..utils import stage_layers
+from .meta_step import MetaStep
+
+LOGIT_KD_MODES = (None, 'aggregator', 'mean', 'mutual')
+CONTRAST_TERMS = ('vcl', 'soft_vcl', 'icl', 'soft_icl')
+
+
+@MODELS.register_module()
+class CohortDistiller(BaseModel):
+    r"""A cohort of M >= 2 classifiers trained together online.
+
+    L-MCL, MCL, DML and independent baselines are configurations of it:
+
+    - ``aux_depth`` adds auxiliary branches after every backbone output but
+      the last, so each member has S = len(out_indices) stages (L-MCL);
+      None keeps only the final stage (S = 1: MCL, DML, baseline).
+    - ``contrast_loss`` + ``embed_dim`` add the four contrastive terms
+      weighted by ``loss_weights`` (alpha, gamma, beta, lambda).
+    - ``logit_kd``: ``'aggregator'`` (L-MCL: each final classifier mimics
+      every member's aggregated logits :math:`\hat z_n`), ``'mean'`` (MCL:
+      mimic the detached mean of the cohort's logits), ``'mutual'`` (DML:
+      mimic each peer, averaged over peers) or None.
+    - ``meta`` learns the layer-matching weights w with the bi-level meta
+      step (paper section 6); None uses w = 1.
+
+    Only each member's own backbone, neck and head run at inference
+    (``predict``): the ensemble score is the mean softmax of the members,
+    each member's scores are kept in ``member_scores``.
+
+    Args:
+        members (Sequence[dict]): M mmpretrain classifier configs
+            (``ImageClassifier`` with a pooling neck and a linear head).
+        num_classes (int, optional): Filled into each member's head that
+            does not give it. Defaults to the data preprocessor's
+            ``num_classes``.
+        data_preprocessor (dict, optional): Shared data preprocessor.
+        aux_depth (str, optional): ``'full'`` or ``'one_block'`` auxiliary
+            branches, or None. Defaults to None.
+        embed_dim (int): Contrastive embedding size. Defaults to 128.
+        contrast_loss (dict, optional): E.g.
+            ``dict(type='InBatchContrastLoss', tau=0.1)``. Defaults to None.
+        loss_weights (dict): Weights of ``vcl``, ``soft_vcl``, ``icl``,
+            ``soft_icl``. Defaults to the CIFAR recipe (0.1, 1, 0.1, 1).
+        logit_kd (str, optional): See above. Defaults to None.
+        kd_temperature (float): T of the logit KD. Defaults to 3.0.
+        meta (dict, optional): ``dict(interval=50, virtual_steps=2,
+            momentum=0.9, proj_dim=128)``. Defaults to None.
+        init_cfg (dict, optional): Initialization config. Defaults to None.
+    """
+
+    def __init__(self,
+                 members: Sequence[dict],
+                 num_classes: Optional[int] = None,
+                 data_preprocessor: Optional[dict] = None,
+                 aux_depth: Optional[str] = None,
+                 embed_dim: int = 128,
+                 contrast_loss: Optional[dict] = None,
+                 loss_weights: Optional[dict] = None,
+                 logit_kd: Optional[str] = None,
+                 kd_temperature: float = 3.0,
+                 meta: Optional[dict] = None,
+                 init_cfg: Optional[dict] = None) -> None:
+        if data_preprocessor is None:
+            data_preprocessor = dict(type='mmpretrain.ClsDataPreprocessor')
+        super().__init__(
+            data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        if not isinstance(members, (list, tuple)) or len(members) < 2:
+            raise ValueError('`model.members` must list at least 2 '
+                             'classifier configs (a cohort), got '
+                             f'{members!r:.200}.')
+        if logit_kd not in LOGIT_KD_MODES:
+            raise ValueError(f'`model.logit_kd` must be one of '
+                             f'{LOGIT_KD_MODES}, got {logit_kd!r}.')
+        if logit_kd == 'aggregator' and aux_depth is None:
+            raise ValueError("`model.logit_kd='aggregator'` aggregates the "
+                             'stages of the auxiliary branches: set '
+                             '`model.aux_depth`.')
+        if meta is not None and (aux_depth is None or contrast_loss is None):
+            raise ValueError('`model.meta` learns the layer-matching weights '
+                             'of the contrastive terms across stages: it '
+                             'needs `model.aux_depth` and '
+                             '`model.contrast_loss`.')
+        if num_classes is None and isinstance(data_preprocessor, dict):
+            num_classes = data_preprocessor.get('num_classes')
+        self.members = nn.ModuleList(
+            MODELS.build(self._with_num_classes(m, num_classes))
+            for m in members)
+        self.num_classes = self._check_members()
+        self.logit_kd = logit_kd
+        self.kd_temperature = kd_temperature
+
+        self.stage_out = []  # positions in out_indices used as stages
+        self.branches = nn.ModuleList()
+        for m, member in enumerate(self.members):
+            self.stage_out.append(self._stage_positions(m, aux_depth))
+            self.branches.append(self._build_branches(m, aux_depth))
+        self.num_stages = [len(p) for p in self.stage_out]
+        feat_dims = [[member.head.in_channels] * s
+                     for member, s in zip(self.members, self.num_stages)]
+
+        self.aggregators = nn.ModuleList(
+            StageAggregator(dims[0], len(dims)) for dims in feat_dims
+        ) if logit_kd == 'aggregator' else None
+        if contrast_loss is not None:
+            self.contrast_loss = MODELS.build(contrast_loss)
+            self.embed_heads = nn.ModuleList(
+                nn.ModuleList(EmbeddingHead(d, embed_dim) for d in dims)
+                for dims in feat_dims)
+            weights = dict(vcl=0.1, soft_vcl=1., icl=0.1, soft_icl=1.)
+            weights.update(loss_weights or {})
+            if set(weights) != set(CONTRAST_TERMS):
+                raise ValueError('`model.loss_weights` keys must be '
+                                 f'{CONTRAST_TERMS}, got {sorted(weights)}.')
+            self.loss_weights = weights
+        else:
+            self.contrast_loss = self.embed_heads = None
+        if meta is not None:
+            meta = dict(meta)
+            self.meta_net = LayerMatchingWeights(
+                feat_dims, proj_dim=meta.pop('proj_dim', 128))
+            self.meta_step = MetaStep(**meta)
+        else:
+            self.meta_net = self.meta_step = None
+        self.train_iter: Optional[int] = None  # set by MetaStepHook
+        # Running sum of the batch-mean matching weights, (num_blocks, ), and
+        # the number of batches in it; plain attributes, not in state_dict.
+        self.matching_weight_sum: Optional[Tensor] = None
+        self.matching_weight_count = 0
+
+    # ----------------------------------------------------------- building
+    @staticmethod
+    def _with_num_classes(member: dict, num_classes: Optional[int]) -> dict:
+        member = copy.deepcopy(member)
+        head = member.get('head')
+        if num_classes is not None and isinstance(head, dict):
+            head.setdefault('num_classes', num_classes)
+        return member
+
+    def _check_members(self) -> int:
+        num_classes = []
+        for m, member in enumerate(self.members):
+            head = getattr(member, 'head', None)
+            if not hasattr(head, 'num_classes') or not hasattr(
+                    head, 'in_channels'):
+                raise TypeError(
+                    f'`model.members[{m}]` must be a classifier with a '
+                    'linear head that has `num_classes` and `in_channels` '
+                    f'(e.g. LinearClsHead), got {type(member).__name__} '
+                    f'with head {type(head).__name__}.')
+            num_classes.append(head.num_classes)
+            if head.num_classes != num_classes[0]:
+                raise ValueError(
+                    f'`model.members[{m}].head.num_classes` is '
+                    f'{head.num_classes} but `model.members[0].head.'
+                    f'num_classes` is {num_classes[0]}: a cohort shares '
+                    'one label space.')
+        return num_classes[0]
+
+    def _stage_positions(self, m: int, aux_depth: Optional[str]) -> List[int]:
+        """Check the member's out_indices; positions of the used outputs."""
+        backbone = self.members[m].backbone
+        field = f'model.members[{m}].backbone'
+        try:
+            stages, _ = stage_layers(backbone)
+        except TypeError as e:
+            raise TypeError(f'`{field}`: {e}') from None
+        out = getattr(backbone, 'out_indices', None)
+        if out is None:
+            raise TypeError(f'`{field}` ({type(backbone).__name__}) has no '
+                            '`out_indices`: a cohort member must yield its '
+                            'stage outputs.')
+        num = len(stages)
+        out = [i + num if i < 0 else i for i in out]
+        if (any(not 0 <= i < num for i in out) or out != sorted(set(out))
+                or out[-1] != num - 1):
+            raise ValueError(
+                f'`{field}.out_indices` must be increasing stage indices '
+                f'from {list(range(num))} ending with the last stage '
+                f'{num - 1}, got {tuple(getattr(backbone, "out_indices"))}.')
+        if aux_depth is None:
+            return [len(out) - 1]
+        if len(out) < 2:
+            raise ValueError(
+                f'`{field}.out_indices` is {tuple(out)}: auxiliary branches '
+                'start at the outputs before the last; give at least two, '
+                f'e.g. {tuple(range(num))}.')
+        return list(range(len(out)))
+
+    def _build_branches(self, m: int, aux_depth: Optional[str]) -> nn.Module:
+        if aux_depth is None:
+            return nn.ModuleList()
+        member = self.members[m]
+        stages, post = stage_layers(member.backbone)
+        num = len(stages)
+        out = [i + num if i < 0 else i for i in member.backbone.out_indices]
+        return nn.ModuleList(
+            AuxiliaryBranch(stages[i + 1:], post, member.head.in_channels,
+                            self.num_classes, aux_depth) for i in out[:-1])
+
+    # ------------------------------------------------------------ forward
+    def forward(self,
+                inputs: Tensor,
+                data_samples: Optional[list] = None,
+                mode: str = 'tensor'):
+        """``tensor``: dict of ``feats``, ``logits`` (and ``embeddings``),
+        each ``[m][s]``; ``loss``: dict of losses; ``predict``: samples."""
+        if mode == 'tensor':
+            return self.cohort_forward(inputs)
+        if mode == 'loss':
+            return self.loss(inputs, data_samples)
+        if mode == 'predict':
+            return self.predict(inputs, data_samples)
+        raise RuntimeError(f'Invalid mode "{mode}".')
+
+    def cohort_forward(self, inputs: Tensor) -> Dict[str, list]:
+        """Pooled features f[m][s] (B, D_m), logits z[m][s] (B, C) and,
+        with a contrast loss, embeddings e[m][s] (B, embed_dim)."""
+        feats, logits = [], []
+        for member, branches in zip(self.members, self.branches):
+            outs = member.backbone(inputs)
+            member_feats, member_logits = [], []
+            for branch, x in zip(branches, outs):
+                feat, logit = branch(x)
+                member_feats.append(feat)
+                member_logits.append(logit)
+            final = outs[-1:]
+            if member.neck is not None:
+                final = member.neck(final)
+            member_feats.append(final[-1])
+            member_logits.append(member.head(final))
+            feats.append(member_feats)
+            logits.append(member_logits)
+        result = dict(feats=feats, logits=logits)
+        if self.embed_heads is not None:
+            result['embeddings'] = [[
+                head(f) for head, f in zip(heads, member_feats)
+            ] for heads, member_feats in zip(self.embed_heads, feats)]
+        return result
+
+    def loss(self, inputs: Tensor, data_samples: list) -> Dict[str, Tensor]:
+        """All training losses, keyed ``member{m}[.s{s}].loss_*`` and
+        ``loss_{vcl,soft_vcl,icl,soft_icl}`` (already weighted)."""
+        labels = self._labels(data_samples, inputs.device)
+        out = self.cohort_forward(inputs)
+        losses = self.classification_losses(out['logits'], labels)
+        if self.aggregators is not None:
+            for m, (agg, feats, logits) in enumerate(
+                    zip(self.aggregators, out['feats'], out['logits'])):
+                agg_logits = agg(feats, logits)
+                losses[f'member{m}.loss_agg_ce'] = \
+                    self.members[m].head.loss_module(agg_logits, labels)
+                out.setdefault('agg_logits', []).append(agg_logits)
+        losses.update(self.logit_kd_losses(out))
+        if self.contrast_loss is not None:
+            weights = None
+            if self.meta_net is not None:
+                with torch.no_grad():
+                    weights = self.meta_net(out['feats'])
+                    batch_mean = weights.mean(1)
+                    if self.matching_weight_sum is None:
+                        self.matching_weight_sum = torch.zeros_like(batch_mean)
+                    self.matching_weight_sum += batch_mean
+                    self.matching_weight_count += 1
+            losses.update(
+                self.contrast_losses(out['embeddings'], labels, weights))
+        return losses
+
+    def classification_losses(self, logits: list,
+                              labels: Tensor) -> Dict[str, Tensor]:
+        """CE of every stage of every member (member head's loss module)."""
+        losses = {}
+        for m, member_logits in enumerate(logits):
+            loss_module = self.members[m].head.loss_module
+            for s, logit in enumerate(member_logits):
+                key = f'member{m}.loss_ce' if s == len(member_logits) - 1 \
+                    else f'member{m}.s{s + 1}.loss_ce'
+                losses[key] = loss_module(logit, labels)
+        return losses
+
+    def contrast_losses(self, embeddings: list, labels: Tensor,
+                        weights: Optional[Tensor]) -> Dict[str, Tensor]:
+        """The four contrastive terms, times their loss weights."""
+        terms = self.contrast_loss(embeddings, labels, weights)
+        return {
+            f'loss_{k}': self.loss_weights[k] * v
+            for k, v in terms.items()
+        }
+
+    def logit_kd_losses(self, out: dict) -> Dict[str, Tensor]:
+        """Logit-level mimicry of each member's final classifier."""
+        if self.logit_kd is None:
+            return {}
+        finals = [logits[-1] for logits in out['logits']]
+        if self.logit_kd == 'aggregator':
+            targets = [[z.detach() for z in out['agg_logits']]] * len(finals)
+        elif self.logit_kd == 'mean':
+            mean = torch.stack(finals).mean(0).detach()
+            targets = [[mean]] * len(finals)
+        else:
+            targets = [[z.detach() for n, z in enumerate(finals) if n != m]
+                       for m in range(len(finals))]
+        losses = {}
+        for m, (logit, member_targets) in enumerate(zip(finals, targets)):
+            kd = sum(self._kl(logit, t) for t in member_targets)
+            if self.logit_kd == 'mutual':
+                kd = kd / len(member_targets)
+            losses[f'member{m}.loss_kd'] = kd
+        return losses
+
+    def _kl(self, logits: Tensor, target: Tensor) -> Tensor:
+        """T^2 KL(softmax(target/T) || softmax(logits/T)), batch mean."""
+        t = self.kd_temperature
+        return F.kl_div(
+            F.log_softmax(logits / t, dim=1),
+            F.log_softmax(target / t, dim=1),
+            reduction='batchmean',
+            log_target=True) * t**2
+
+    def predict(self,
+                inputs: Tensor,
+                data_samples: Optional[list] = None) -> list:
+        """Ensemble (mean softmax) prediction; per-member scores too."""
+        scores = []
+        for member in self.members:
+            feats = member.extract_feat(inputs)
+            scores.append(F.softmax(member.head(feats), dim=1))
+        scores = torch.stack(scores, dim=1)  # (B, M, C)
+        if data_samples is None:
+            from mmpretrain.structures import DataSample
+            data_samples = [DataSample() for _ in range(inputs.shape[0])]
+        for sample, score in zip(data_samples, scores):
+            sample.set_pred_score(score.mean(0))
+            sample.set_field(score, 'member_scores', field_type='data')
+        return data_samples
+
+    @staticmethod
+    def _labels(data_samples: list, device) -> Tensor:
+        return torch.cat([s.gt_label for s in data_samples]).to(device)
+
+    def mean_matching_weights(self) -> Optional[Tensor]:
+        """Mean layer-matching weight of every block since the last call.
+
+        Each training batch (``loss``) adds its batch mean; this returns the
+        mean over those batches, ordered as
+        :func:`mmmcl.models.utils.cohort_blocks`, and starts a new mean.
+
+        Returns:
+            Tensor | None: Shape (num_blocks, ), on the CPU; None without a
+            meta-network or when no batch was seen since the last call.
+        """
+        if self.matching_weight_sum is None or self.matching_weight_count == 0:
+            return None
+        mean = self.matching_weight_sum.cpu() / self.matching_weight_count
+        self.matching_weight_sum = None
+        self.matching_weight_count = 0
+        return mean
+
+    # --------------------------------------------------------------- train
+    def train_step(self, data: Union[dict, tuple, list],
+                   optim_wrapper: Union[OptimWrapper, OptimWrapperDict]
+                   ) -> Dict[str, Tensor]:
+        """The normal update of theta, then, when due, the meta step."""
+        cohort_wrapper, meta_wrapper = self._optim_wrappers(optim_wrapper)
+        with cohort_wrapper.optim_context(self):
+            data = self.data_preprocessor(data, True)
+            losses = self._run_forward(data, mode='loss')
+        parsed_losses, log_vars = self.parse_losses(losses)
+        cohort_wrapper.update_params(parsed_losses)
+        if self.meta_step is not None and self._meta_due():
+            start = time.perf_counter()
+            labels = self._labels(data['data_samples'], data['inputs'].device)
+            stats = self.meta_step(self, data['inputs'], labels,
+                                   cohort_wrapper, meta_wrapper)
+            stats['meta/time'] = torch.tensor(time.perf_counter() - start)
+            log_vars.update(stats)
+        return log_vars
+
+    def _meta_due(self) -> bool:
+        if self.train_iter is None:
+            raise RuntimeError(
+                '`model.meta` is set but the iteration index is unknown: '
+                "add dict(type='MetaStepHook') to `custom_hooks` "
+                '(configs/_base_/default_runtime.py does).')
+        return self.train_iter % self.meta_step.interval == 0
+
+    def _optim_wrappers(
+        self, optim_wrapper: Union[OptimWrapper, OptimWrapperDict]
+    ) -> Tuple[OptimWrapper, Optional[OptimWrapper]]:
+        if isinstance(optim_wrapper, OptimWrapperDict):
+            keys = set(optim_wrapper.keys())
+            expected = {'cohort', 'meta'} if self.meta_net is not None \
+                else {'cohort'}
+            if keys != expected:
+                raise KeyError(f'`optim_wrapper` must hold {sorted(expected)}'
+                               f', got {sorted(keys)}.')
+            meta = optim_wrapper['meta'] if 'meta' in keys else None
+            return optim_wrapper['cohort'], meta
+        if self.meta_net is not None:
+            raise TypeError('`model.meta` needs two optimizers: use '
+                            "optim_wrapper=dict(constructor='Cohort"
+                            "OptimWrapperConstructor', cohort=..., meta=...).")
+        return optim_wrapper, None
+
+    def theta_names(self) -> List[str]:
+        """Parameters theta of the meta step: members, branches and
+        embedding heads (not the aggregators, not the meta-network)."""
+        prefixes = ('members.', 'branches.', 'embed_heads.')
+        return [n for n, _ in self.named_parameters() if n.startswith(prefixes)]

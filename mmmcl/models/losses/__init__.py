@@ -1,0 +1,3 @@
+from .inbatch_contrast_loss import InBatchContrastLoss
+
+__all__ = ['InBatchContrastLoss']

@@ -1,0 +1,265 @@
+import copy
+
+import pytest
+import torch
+import torch.nn.functional as F
+from mmengine.optim import build_optim_wrapper
+from mmengine.registry import DefaultScope
+from mmpretrain.structures import DataSample
+
+from mmmcl.models.utils import cohort_blocks
+from mmmcl.registry import MODELS
+
+NUM_CLASSES = 4
+
+
+def member(backbone, width):
+    return dict(
+        type='mmpretrain.ImageClassifier',
+        backbone=backbone,
+        neck=dict(type='mmpretrain.GlobalAveragePooling'),
+        head=dict(type='mmpretrain.LinearClsHead', in_channels=width))
+
+
+RESNET8 = member(dict(type='CifarResNet', depth=8, out_indices=(0, 1, 2)), 64)
+WRN10 = member(
+    dict(type='CifarWideResNet', depth=10, widen_factor=1,
+         out_indices=(0, 1, 2)), 64)
+LMCL = dict(
+    type='CohortDistiller',
+    num_classes=NUM_CLASSES,
+    aux_depth='full',
+    embed_dim=8,
+    contrast_loss=dict(type='InBatchContrastLoss', tau=0.1),
+    logit_kd='aggregator',
+    meta=dict(interval=2, virtual_steps=2, proj_dim=8))
+METHODS = dict(
+    lmcl=LMCL,
+    mcl=dict(LMCL, aux_depth=None, logit_kd=None, meta=None),
+    dml=dict(
+        LMCL, aux_depth=None, contrast_loss=None, logit_kd='mutual',
+        meta=None),
+    independent=dict(
+        LMCL, aux_depth=None, contrast_loss=None, logit_kd=None, meta=None))
+
+
+@pytest.fixture(autouse=True)
+def mmmcl_scope():
+    with DefaultScope.overwrite_default_scope('mmmcl'):
+        yield
+
+
+def build(method='lmcl', members=(RESNET8, WRN10), **kwargs):
+    cfg = copy.deepcopy(dict(METHODS[method], members=list(members)))
+    cfg.update(kwargs)
+    model = MODELS.build(cfg)
+    model.init_weights()
+    return model
+
+
+def batch(size=8, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    inputs = torch.randn(size, 3, 16, 16, generator=gen)
+    samples = [
+        DataSample().set_gt_label(i // 2 % NUM_CLASSES) for i in range(size)
+    ]
+    return inputs, samples
+
+
+def test_lmcl_parts():
+    model = build()
+    assert model.num_stages == [3, 3]
+    assert [len(b) for b in model.branches] == [2, 2]
+    # the branch after stage 1 copies stages 2 and 3 (+ post), fresh weights
+    branch = model.branches[0][0]
+    stage2 = model.members[0].backbone.stages[1]
+    assert not torch.equal(branch.layers[0][0].conv1.weight,
+                           stage2[0].conv1.weight)
+    assert model.meta_net.num_blocks == len(cohort_blocks([3, 3])) == 18
+    inputs, samples = batch()
+    losses = model(inputs, samples, mode='loss')
+    expected = {
+        f'member{m}{s}.loss_ce'
+        for m in range(2) for s in ('.s1', '.s2', '')
+    } | {f'member{m}.loss_{k}'
+         for m in range(2) for k in ('agg_ce', 'kd')
+         } | {f'loss_{k}'
+              for k in ('vcl', 'soft_vcl', 'icl', 'soft_icl')}
+    assert set(losses) == expected
+    assert all(torch.isfinite(v) and v > 0 for v in losses.values())
+
+
+@pytest.mark.parametrize('method, keys', [
+    ('mcl', {'loss_vcl', 'member0.loss_ce'}),
+    ('dml', {'member0.loss_kd', 'member1.loss_ce'}),
+    ('independent', {'member0.loss_ce', 'member1.loss_ce'}),
+])
+def test_methods_are_configurations(method, keys):
+    model = build(method)
+    assert model.num_stages == [1, 1] and len(model.branches[0]) == 0
+    losses = model(*batch(), mode='loss')
+    assert keys <= set(losses)
+    if method == 'independent':
+        assert set(losses) == keys
+
+
+def test_logit_kd_matches_formula():
+    model = build('dml', members=(RESNET8, RESNET8, RESNET8))
+    inputs, samples = batch()
+    out = model.cohort_forward(inputs)
+    losses = model(inputs, samples, mode='loss')
+    finals = [logits[-1] for logits in out['logits']]
+    t = model.kd_temperature
+    for m in range(3):
+        expected = sum(
+            F.kl_div(
+                F.log_softmax(finals[m] / t, 1),
+                F.softmax(finals[n] / t, 1),
+                reduction='batchmean') * t**2 for n in range(3) if n != m) / 2
+        torch.testing.assert_close(losses[f'member{m}.loss_kd'], expected)
+
+
+def test_predict_runs_only_the_members():
+    model = build().eval()
+    for branches in model.branches:
+        for branch in branches:
+            branch.forward = None  # would fail if called
+    inputs, _ = batch()
+    with torch.no_grad():
+        samples = model(inputs, mode='predict')
+        scores = [
+            F.softmax(m(inputs, mode='tensor'), dim=1) for m in model.members
+        ]
+    member_scores = torch.stack([s.member_scores for s in samples])
+    torch.testing.assert_close(member_scores, torch.stack(scores, 1))
+    torch.testing.assert_close(
+        torch.stack([s.pred_score for s in samples]),
+        (scores[0] + scores[1]) / 2)
+
+
+def test_bad_input():
+    with pytest.raises(ValueError, match=r'model.members.*at least 2'):
+        build(members=(RESNET8, ))
+    other = copy.deepcopy(WRN10)
+    other['head']['num_classes'] = 7
+    with pytest.raises(ValueError,
+                       match=r'members\[1\].head.num_classes. is 7'):
+        build(members=(RESNET8, other))
+    lenet = member(dict(type='mmpretrain.LeNet5'), 84)
+    with pytest.raises(TypeError, match=r'members\[1\].backbone.*LeNet5'):
+        build(members=(RESNET8, lenet))
+    last_missing = copy.deepcopy(RESNET8)
+    last_missing['backbone']['out_indices'] = (0, 1)
+    with pytest.raises(ValueError, match=r'out_indices.*\[0, 1, 2\]'):
+        build(members=(last_missing, RESNET8))
+    with pytest.raises(ValueError, match='logit_kd'):
+        build(logit_kd='teacher')
+    with pytest.raises(ValueError, match='aux_depth'):
+        build(aux_depth='half')
+
+
+def optim_wrappers(model, lr=0.05, weight_decay=1e-3):
+    sgd = dict(
+        type='SGD',
+        lr=lr,
+        momentum=0.9,
+        nesterov=True,
+        weight_decay=weight_decay)
+    return build_optim_wrapper(
+        model,
+        dict(
+            constructor='CohortOptimWrapperConstructor',
+            cohort=dict(optimizer=sgd),
+            meta=dict(optimizer=sgd)))
+
+
+def test_meta_step_hypergradient_matches_finite_differences():
+    """Exact with VCL and ICL; the soft terms stop the gradient of their
+    targets, which the hypergradient (like the reference's) keeps constant,
+    so they are switched off here."""
+    torch.manual_seed(0)
+    model = build(loss_weights=dict(soft_vcl=0., soft_icl=0.)).double()
+    wrappers = optim_wrappers(model, lr=0.01)
+    inputs, samples = batch()
+    inputs = inputs.double()
+    labels = torch.cat([s.gt_label for s in samples])
+    step = model.meta_step
+    cohort = wrappers['cohort']
+    phi = list(model.meta_net.parameters())
+    outer = step.unrolled_outer_loss(model, inputs, labels, cohort)
+    hypergrad = torch.autograd.grad(outer, phi)
+
+    def outer_at(delta, eps):
+        with torch.no_grad():
+            for p, d in zip(phi, delta):
+                p.add_(eps * d)
+        value = step.unrolled_outer_loss(
+            model, inputs, labels, cohort, create_graph=False).item()
+        with torch.no_grad():
+            for p, d in zip(phi, delta):
+                p.sub_(eps * d)
+        return value
+
+    gen = torch.Generator().manual_seed(1)
+    directions = [[torch.randn(p.shape, generator=gen, dtype=p.dtype)
+                   for p in phi]]
+    for index in (0, 5):  # single coordinates of the first projection
+        one_hot = [torch.zeros_like(p) for p in phi]
+        one_hot[0].view(-1)[index] = 1.
+        directions.append(one_hot)
+    eps = 1e-7  # the unrolled loss is rough at larger scales
+    for delta in directions:
+        numeric = (outer_at(delta, eps) - outer_at(delta, -eps)) / (2 * eps)
+        analytic = sum((g * d).sum() for g, d in zip(hypergrad, delta))
+        assert analytic.item() == pytest.approx(numeric, rel=1e-4, abs=1e-8)
+    assert any(g.abs().sum() > 0 for g in hypergrad)
+
+
+def test_meta_step_leaves_theta_and_optimizer_untouched():
+    torch.manual_seed(0)
+    model = build().train()
+    wrappers = optim_wrappers(model)
+    inputs, samples = batch()
+    data = dict(inputs=list((inputs * 40 + 128).clamp(0, 255).byte()),
+                data_samples=samples)
+    model.train_iter = 1  # normal step only: fills the optimizer state
+    model.train_step(data, wrappers)
+    theta = {n: p.clone() for n, p in model.named_parameters()
+             if not n.startswith('meta_net.')}
+    buffers = {n: b.clone() for n, b in model.named_buffers()}
+    opt_state = copy.deepcopy(wrappers['cohort'].optimizer.state_dict())
+    phi = {n: p.clone() for n, p in model.meta_net.named_parameters()}
+
+    prepared = model.data_preprocessor(data, True)
+    labels = torch.cat([s.gt_label for s in samples])
+    stats = model.meta_step(model, prepared['inputs'], labels,
+                            wrappers['cohort'], wrappers['meta'])
+    for n, p in model.named_parameters():
+        if n in theta:
+            assert torch.equal(p, theta[n]), n
+    for n, b in model.named_buffers():
+        assert torch.equal(b, buffers[n]), n
+    after = wrappers['cohort'].optimizer.state_dict()
+    for key, state in opt_state['state'].items():
+        for name, value in state.items():
+            assert torch.equal(after['state'][key][name], value)
+    changed = [not torch.equal(p, phi[n])
+               for n, p in model.meta_net.named_parameters()]
+    assert any(changed)
+    assert stats['meta/lr'].item() == pytest.approx(0.05)
+    assert all(p.grad is None or not p.grad.any()
+               for p in model.meta_net.parameters())
+
+
+def test_train_step_runs_meta_step_on_schedule():
+    model = build().train()
+    wrappers = optim_wrappers(model)
+    inputs, samples = batch()
+    data = dict(inputs=list((inputs * 40 + 128).clamp(0, 255).byte()),
+                data_samples=samples)
+    with pytest.raises(RuntimeError, match='MetaStepHook'):
+        model.train_step(data, wrappers)
+    model.train_iter = 3  # interval 2: no meta step
+    assert 'meta/lr' not in model.train_step(data, wrappers)
+    model.train_iter = 4
+    assert 'meta/lr' in model.train_step(data, wrappers)
