@@ -4,6 +4,11 @@ A config with ``default_scope='mmmcl'`` or a type ``'mmmcl.X'`` imports the
 subpackage named in ``locations`` by itself, so tools never need to call
 :func:`mmmcl.utils.register_all_modules`. Types not found in ``mmmcl`` are
 looked up in the parent (mmpretrain, then mmengine).
+
+mmmcl's nodes are grandchildren of MMEngine's roots, which only search
+their direct children for a ``scope.`` prefix: ``'mmmcl.X'`` resolves from
+mmpretrain's registries or under any default scope (every mmmcl, mmdet and
+mmseg config sets one), not from a bare MMEngine registry without a scope.
 """
 from mmengine.registry import Registry
 from mmpretrain import registry as mmpretrain_registry

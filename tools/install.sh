@@ -43,7 +43,7 @@ if [ -n "$VENV" ]; then
     PY="$ROOT/$VENV/bin/python"
     case "$VENV" in /*) PY="$VENV/bin/python" ;; esac
 else
-    PY="$(command -v python)"
+    PY="$(command -v python || command -v python3)"
 fi
 PIP=("$PY" -m pip --disable-pip-version-check)
 
@@ -71,25 +71,28 @@ PYEOF
 MMCV_CACHE="$WHEEL_CACHE/mmcv-$MMCV_VERSION/torch-$TORCH_VERSION-$PY_TAG-$DEVICE"
 mmcv_ok() { (cd / && "$PY" -c "import mmcv, mmcv.ops; assert mmcv.__version__ == '$MMCV_VERSION'") 2>/dev/null; }
 
-# Runs in a subshell so that its temporary folder goes whatever happens.
+# Runs in a subshell so that its temporary folder goes whatever happens;
+# run_step calls it in an `if`, where `set -e` is off: hence `|| exit 1`.
 build_mmcv() (
     tmp="$(mktemp -d)"
     trap 'rm -rf "$tmp"' EXIT
     "${PIP[@]}" download --no-deps --no-binary :all: --no-build-isolation \
-        "mmcv==$MMCV_VERSION" -d "$tmp/sdist"
-    tar -xzf "$tmp"/sdist/mmcv-*.tar.gz -C "$tmp"
+        "mmcv==$MMCV_VERSION" -d "$tmp/sdist" || exit 1
+    tar -xzf "$tmp"/sdist/mmcv-*.tar.gz -C "$tmp" || exit 1
     src="$tmp/mmcv-$MMCV_VERSION"
     # torch >= 2.6 headers need C++20; mmcv's setup.py hard-codes C++17 last.
-    sed -i 's/-std=c++17/-std=c++20/g' "$src/setup.py"
+    sed -i 's/-std=c++17/-std=c++20/g' "$src/setup.py" || exit 1
     if [ "$DEVICE" != cpu ]; then export FORCE_CUDA=1; fi
     (cd "$src" && MMCV_WITH_OPS=1 MAX_JOBS="${MAX_JOBS:-$(nproc)}" \
-        "${PIP[@]}" wheel --no-build-isolation --no-deps -v . -w "$tmp/dist")
+        "${PIP[@]}" wheel --no-build-isolation --no-deps -v . -w "$tmp/dist") \
+        || exit 1
     # Only a complete, importable wheel enters the cache (atomic rename).
-    "${PIP[@]}" install --force-reinstall --no-deps "$tmp"/dist/mmcv-*.whl
-    mmcv_ok
+    "${PIP[@]}" install --force-reinstall --no-deps "$tmp"/dist/mmcv-*.whl \
+        || exit 1
+    mmcv_ok || { echo "built mmcv does not import: not cached" >&2; exit 1; }
     mkdir -p "$MMCV_CACHE"
     whl="$(basename "$tmp"/dist/mmcv-*.whl)"
-    cp "$tmp/dist/$whl" "$MMCV_CACHE/.$whl.partial"
+    cp "$tmp/dist/$whl" "$MMCV_CACHE/.$whl.partial" || exit 1
     mv "$MMCV_CACHE/.$whl.partial" "$MMCV_CACHE/$whl"
 )
 

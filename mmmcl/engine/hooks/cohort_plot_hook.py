@@ -1,19 +1,17 @@
 import json
 import os.path as osp
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 from mmengine.dist import is_main_process
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 
 from mmmcl.models.utils import cohort_blocks, group_offsets
 from mmmcl.registry import HOOKS
-
-CONTRAST_KEYS = ('loss_vcl', 'loss_soft_vcl', 'loss_icl', 'loss_soft_icl')
-
 
 def _render(fig: Figure) -> np.ndarray:
     """Draw a figure with Agg (no pyplot, no display); RGB (H, W, 3) uint8."""
@@ -42,10 +40,13 @@ def _plot_curves(ax, curves: Dict[str, np.ndarray], xlabel: str) -> None:
         x = np.arange(length - len(values), length) + 1
         style = dict(color='black', linewidth=1.2) if name == 'loss' \
             else dict(linewidth=0.8)
+        if len(values) <= 30:  # a few points (validations): show them
+            style['marker'] = '.'
         ax.plot(x, values, label=name, **style)
     every = np.concatenate(list(curves.values()))
     if every.min() > 0 and every.max() > 10 * every.min():
         ax.set_yscale('log')
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel(xlabel)
     ax.grid(alpha=0.3)
     ax.legend(fontsize='x-small', ncol=2)
@@ -126,19 +127,22 @@ class CohortPlotHook(Hook):
                 json.dump(record, f, indent=1)
 
     @staticmethod
-    def loss_curves(log_scalars: dict) -> Optional[np.ndarray]:
-        """The loss (and validation) panels; None before any loss is logged.
+    def panels(log_scalars: dict) -> List[Tuple[Dict[str, np.ndarray], str,
+                                                str]]:
+        """The non-empty panels of ``loss_curves``.
 
         Args:
             log_scalars (dict): ``runner.message_hub.log_scalars``, name to
                 :class:`mmengine.logging.HistoryBuffer`.
 
         Returns:
-            np.ndarray | None: RGB image (H, W, 3), uint8.
+            list[tuple]: ``(curves, title, x label)``, curves mapping a
+            name without its ``train/`` or ``val/`` prefix to its values;
+            empty before any loss is logged.
         """
         losses = _history(log_scalars, 'train/', lambda n: 'loss' in n)
         if not losses:
-            return None
+            return []
         ce = {n: v for n, v in losses.items()
               if n == 'loss' or n.endswith('loss_ce')}
         others = {n: v for n, v in losses.items() if n not in ce}
@@ -147,7 +151,19 @@ class CohortPlotHook(Hook):
         panels = [(ce, 'classification (CE) and total', 'iteration'),
                   (others, 'contrastive, KD and aggregator', 'iteration'),
                   (val, 'validation top-1 (%)', 'validation')]
-        panels = [p for p in panels if p[0]]
+        return [p for p in panels if p[0]]
+
+    @classmethod
+    def loss_curves(cls, log_scalars: dict) -> Optional[np.ndarray]:
+        """Draw :meth:`panels` one above the other.
+
+        Returns:
+            np.ndarray | None: RGB image (H, W, 3), uint8; None before any
+            loss is logged.
+        """
+        panels = cls.panels(log_scalars)
+        if not panels:
+            return None
         fig = Figure(figsize=(8, 3 * len(panels)), dpi=100)
         for row, (curves, title, xlabel) in enumerate(panels):
             ax = fig.add_subplot(len(panels), 1, row + 1)
@@ -168,7 +184,8 @@ class CohortPlotHook(Hook):
 
         Returns:
             tuple: RGB image (H, W, 3) uint8 and ``dict(groups=[labels],
-            blocks=[dict(row, col, weight)])``.
+            blocks=[dict(row, col, weight)], matrix=...)``, ``matrix`` the
+            heatmap's (G, G) rows (None in same-net cells).
         """
         blocks = cohort_blocks(num_stages)
         if len(weights) != len(blocks):
@@ -202,4 +219,6 @@ class CohortPlotHook(Hook):
                             fontsize='x-small',
                             color='black' if w > middle else 'white')
         fig.tight_layout()
-        return _render(fig), dict(groups=labels, blocks=record)
+        cells = [[None if np.isnan(w) else float(w) for w in row]
+                 for row in matrix]
+        return _render(fig), dict(groups=labels, blocks=record, matrix=cells)

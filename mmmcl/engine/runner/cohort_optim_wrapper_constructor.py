@@ -13,8 +13,10 @@ class CohortOptimWrapperConstructor:
 
     ``cohort`` optimizes every parameter but the meta-network's (members,
     branches, embedding heads, aggregators); ``meta`` optimizes
-    ``model.meta_net``. Each entry is an ordinary optim wrapper config and
-    may carry its own ``paramwise_cfg``.
+    ``model.meta_net`` of a model that has one (L-MCL) and is not used for
+    the others (MCL, DML, baselines), so one schedule config serves all
+    methods. Each entry is an ordinary optim wrapper config and may carry
+    its own ``paramwise_cfg``.
 
     Example:
         >>> optim_wrapper = dict(
@@ -45,11 +47,10 @@ class CohortOptimWrapperConstructor:
         if is_model_wrapper(model):
             model = model.module
         meta_net = getattr(model, 'meta_net', None)
-        if (meta_net is None) != ('meta' not in self.optim_wrapper_cfg):
+        if meta_net is not None and 'meta' not in self.optim_wrapper_cfg:
             raise ValueError(
-                '`optim_wrapper.meta` must be given exactly when the model '
-                'has a meta-network (`model.meta`); model has '
-                f'{"one" if meta_net is not None else "none"}.')
+                'The model has a meta-network (`model.meta`): give its '
+                'optimizer in `optim_wrapper.meta`.')
         parts = dict(
             cohort=nn.ModuleDict({
                 name: child
