@@ -17,7 +17,7 @@ from mmengine.config import Config, DictAction
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
-import mmmcl  # noqa: F401  (safe checkpoint loading)
+from mmmcl.utils import check_data_roots  # importing mmmcl: safe loading
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -90,6 +90,7 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
 def main(argv: Optional[List[str]] = None) -> None:
     args = parse_args(argv)
     cfg = merge_args(Config.fromfile(args.config), args)
+    check_data_roots(cfg, loaders=('test_dataloader', ))
     if 'runner_type' in cfg:
         runner = RUNNERS.build(cfg)
     else:

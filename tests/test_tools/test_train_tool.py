@@ -217,15 +217,15 @@ def test_unknown_type_names_type_registry_and_scope(image_folder, tmp_path):
             in proc.stderr), proc.stderr[-2000:]
 
 
-def test_missing_data_root_names_the_path(tmp_path):
+def test_missing_data_root_names_the_field_and_fix(tmp_path):
     missing = tmp_path / 'no_images_here'
     config = write_config(tmp_path / 'no_data.py', missing)
     proc = run_tool(config, '--work-dir', tmp_path / 'work', cwd=tmp_path)
     assert proc.returncode != 0
-    # mmpretrain's CustomDataset lets os.scandir fail:
-    # FileNotFoundError: [Errno 2] No such file or directory: '<root>/'
-    assert 'FileNotFoundError' in proc.stderr
-    assert str(missing) in proc.stderr.splitlines()[-1]
+    last = proc.stderr.splitlines()[-1]
+    assert 'FileNotFoundError' in last and str(missing) in last
+    assert '`train_dataloader.dataset.data_root`' in last
+    assert '--cfg-options train_dataloader.dataset.data_root=' in last
 
 
 # ---- command line -> config, in process -----------------------------------
