@@ -172,13 +172,9 @@ def step_times(config: str, data: dict, repeats: int, warmup: int,
             optim_cfg = dict(type='OptimWrapper',
                              optimizer=cfg.optim_wrapper.cohort.optimizer)
         else:
-            model_cfg, optim_cfg = cfg.model, copy.deepcopy(cfg.optim_wrapper)
+            model_cfg, optim_cfg = cfg.model, cfg.optim_wrapper
             model_cfg.setdefault('data_preprocessor', cfg.data_preprocessor)
         model = MODELS.build(model_cfg).to(device)
-        if not single and getattr(model, 'meta_net', None) is None:
-            # the shared CIFAR schedule gives every cohort a `meta` entry,
-            # which CohortOptimWrapperConstructor refuses without a meta-net
-            optim_cfg.pop('meta', None)
         optim_wrapper = build_optim_wrapper(model, optim_cfg)
     if meta_due is not None:
         model.train_iter = 0 if meta_due else 1
