@@ -79,7 +79,8 @@ def test_random_state_round_trip(tmp_path):
     random.seed(1)
     hook.before_train(None)
     assert _draws() == expected
-    # and only once
+    # and only once: the first epoch (an epoch-based loop) forgets them
+    hook.before_train_epoch(SimpleNamespace(train_loop=object()))
     hook.before_train(None)
     assert _draws() != expected
 

@@ -41,18 +41,24 @@ MCL_CONFIG = f'{ROOT}/configs/mcl/mcl_resnet32x2_1xb128-300e_cifar100.py'
 MEMBER = 'resnet32'  # the member of both configs
 
 
-def time_call(fn: Callable[[], object], repeats: int, warmup: int,
-              device: torch.device) -> List[float]:
-    """Wall time in seconds of each of ``repeats`` calls after ``warmup``."""
+def time_calls(fns: Sequence[Callable[[], object]], repeats: int,
+               warmup: int, device: torch.device) -> List[List[float]]:
+    """Wall times in seconds of ``repeats`` calls of each of ``fns``.
+
+    The calls are interleaved (fn0, fn1, ..., fn0, fn1, ...) so that load
+    from other processes hits all of them alike and their ratios hold on a
+    noisy machine.
+    """
     sync = torch.cuda.synchronize if device.type == 'cuda' else lambda d: d
-    times = []
+    times = [[] for _ in fns]
     for n in range(warmup + repeats):
-        sync(device)
-        start = time.perf_counter()
-        fn()
-        sync(device)
-        if n >= warmup:
-            times.append(time.perf_counter() - start)
+        for fn, fn_times in zip(fns, times):
+            sync(device)
+            start = time.perf_counter()
+            fn()
+            sync(device)
+            if n >= warmup:
+                fn_times.append(time.perf_counter() - start)
     return times
 
 
@@ -114,16 +120,20 @@ def run_loss_benchmark(num_nets: int = 2, num_stages: int = 3,
         sum(terms[k] for k in TERMS).backward()
         return terms
 
-    rows, results = [], []
-    for name, fn in [('naive per-block loop', naive_inbatch_contrast),
-                     ('mmmcl InBatchContrastLoss', InBatchContrastLoss())]:
+    impls = [('naive per-block loop', naive_inbatch_contrast),
+             ('mmmcl InBatchContrastLoss', InBatchContrastLoss())]
+    results = []
+    for _, fn in impls:
         terms = step(fn)
         results.append(([terms[k].detach() for k in TERMS],
                         [e.grad.clone() for e in flat]))
-        times = time_call(lambda: step(fn), repeats, warmup, dev)
+    times = time_calls([lambda fn=fn: step(fn) for _, fn in impls], repeats,
+                       warmup, dev)
+    rows = []
+    for (name, fn), fn_times in zip(impls, times):
         for e in flat:  # free them outside the measured window
             e.grad = None
-        rows.append(dict(name=name, median_s=statistics.median(times),
+        rows.append(dict(name=name, median_s=statistics.median(fn_times),
                          peak_bytes=peak_memory(lambda: step(fn), dev)))
     for row in rows:
         row['time_ratio'] = row['median_s'] / rows[0]['median_s']
@@ -154,11 +164,11 @@ def make_batch(batch_size: int, num_classes: int, seed: int = 0) -> dict:
                               for y in labels])
 
 
-def step_times(config: str, data: dict, repeats: int, warmup: int,
-               device: torch.device, single: bool = False,
-               meta_due: Optional[bool] = None) -> List[float]:
-    """Times of ``model.train_step`` of a config's cohort or (``single``)
-    of the member alone with its own SGD (the cohort optimizer's args).
+def train_step_fn(config: str, data: dict, device: torch.device,
+                  single: bool = False,
+                  meta_due: Optional[bool] = None) -> Callable[[], object]:
+    """``model.train_step`` of a config's cohort or (``single``) of the
+    member alone with its own SGD (the cohort optimizer's args).
 
     ``meta_due``: True runs the L-MCL meta step at every step (train_iter 0,
     interval 1), False never (train_iter 1, interval 10**9).
@@ -180,8 +190,7 @@ def step_times(config: str, data: dict, repeats: int, warmup: int,
         model.train_iter = 0 if meta_due else 1
         model.meta_step.interval = 1 if meta_due else 10**9
     model.train()
-    return time_call(lambda: model.train_step(data, optim_wrapper), repeats,
-                     warmup, device)
+    return lambda: model.train_step(data, optim_wrapper)
 
 
 def run_train_benchmark(batch_size: int = 128, repeats: int = 20,
@@ -194,9 +203,9 @@ def run_train_benchmark(batch_size: int = 128, repeats: int = 20,
             ('MCL pair', MCL_CONFIG, {}),
             ('L-MCL pair (normal step)', LMCL_CONFIG, dict(meta_due=False)),
             ('with meta', LMCL_CONFIG, dict(meta_due=True))]
-    med = {name: statistics.median(step_times(cfg, data, repeats, warmup,
-                                              dev, **kwargs))
-           for name, cfg, kwargs in runs}
+    steps = [train_step_fn(cfg, data, dev, **kwargs) for _, cfg, kwargs in runs]
+    times = time_calls(steps, repeats, warmup, dev)
+    med = {name: statistics.median(t) for (name, _, _), t in zip(runs, times)}
     med[f'{m} x single'] = m * med['single model']
     med['L-MCL meta step'] = med.pop('with meta') - med[runs[2][0]]
     order = ['single model', f'{m} x single', 'MCL pair', runs[2][0],

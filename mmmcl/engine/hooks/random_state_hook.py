@@ -1,11 +1,12 @@
 import random
-from typing import Dict, Optional
+from typing import Dict, Iterator, Optional
 
 import numpy as np
 import torch
 from mmengine.dist import get_world_size
 from mmengine.hooks import Hook
 from mmengine.logging import MMLogger
+from mmengine.runner import IterBasedTrainLoop
 
 from mmmcl.registry import HOOKS
 
@@ -74,7 +75,10 @@ class RandomStateHook(Hook):
     They are restored in ``after_load_checkpoint`` and once more in
     ``before_train``: :meth:`mmengine.runner.Runner.resume` reseeds after
     loading when the checkpoint's seed differs from the config's (e.g.
-    ``seed=None``).
+    ``seed=None``). An iteration-based loop resumed mid-run first replays
+    the dataloader up to the saved iteration, which draws augmentations;
+    there the states are restored once more, just before the first batch
+    that is trained on.
 
     Only the saving rank's states are stored (rank 0): in distributed runs
     every rank resumes with them.
@@ -101,4 +105,33 @@ class RandomStateHook(Hook):
     def before_train(self, runner) -> None:
         if self._resumed_state is not None:
             _set_rng_state(self._resumed_state)
-            self._resumed_state = None
+
+    def before_train_epoch(self, runner) -> None:
+        state, self._resumed_state = self._resumed_state, None
+        loop = runner.train_loop
+        if (state is not None and isinstance(loop, IterBasedTrainLoop)
+                and loop.iter > 0):
+            loop.dataloader_iterator = _RestoreAfterReplay(
+                loop.dataloader_iterator, loop.iter, state)
+
+
+class _RestoreAfterReplay:
+    """Wraps a loop's dataloader iterator: after ``num_replayed`` batches
+    (the ones the resumed loop skips), restores ``state`` once before the
+    next batch is drawn."""
+
+    def __init__(self, iterator: Iterator, num_replayed: int,
+                 state: Dict[str, object]) -> None:
+        self._iterator = iterator
+        self._num_left = num_replayed
+        self._state: Optional[Dict[str, object]] = state
+
+    def __iter__(self) -> '_RestoreAfterReplay':
+        return self
+
+    def __next__(self):
+        if self._num_left == 0 and self._state is not None:
+            _set_rng_state(self._state)
+            self._state = None
+        self._num_left -= 1
+        return next(self._iterator)

@@ -1,4 +1,5 @@
-from typing import Dict, List, Optional, Sequence
+from itertools import combinations, permutations
+from typing import Dict, Optional, Sequence
 
 import torch
 import torch.nn as nn
@@ -88,79 +89,133 @@ class InBatchContrastLoss(nn.Module):
         if len(num_stages) < 2:
             raise ValueError('InBatchContrastLoss needs embeddings of at '
                              f'least 2 nets, got {len(num_stages)}.')
-        flat: List[Tensor] = [e for net in embeddings for e in net]
-        num_groups = len(flat)
+        emb = torch.stack([e for net in embeddings for e in net])
         batch_size = labels.numel()
-        device = flat[0].device
-        g_idx, h_idx = block_group_index(num_stages, device=device)
+        g_idx, h_idx = block_group_index(num_stages, device=emb.device)
         if weights is None:
-            weights = flat[0].new_ones(len(g_idx), batch_size)
+            weights = emb.new_ones(len(g_idx), batch_size)
         elif weights.shape != (len(g_idx), batch_size):
             raise ValueError(
                 f'InBatchContrastLoss: `weights` must have shape '
                 f'(num_blocks={len(g_idx)}, B={batch_size}), '
                 f'got {tuple(weights.shape)}.')
+        with torch.autocast(emb.device.type, enabled=False):
+            return self._fused_terms(emb, num_stages, labels, weights, g_idx,
+                                     h_idx)
 
-        # pair_w[g, h] = w(g, h) + w(h, g): the weight of the matrix
-        # E_g E_h^T in the cross-net terms; zero for same-net pairs.
-        block_w = weights.new_zeros(num_groups, num_groups, batch_size)
-        block_w = block_w.index_put((g_idx, h_idx), weights)
-        pair_w = block_w + block_w.transpose(0, 1)
+    @staticmethod
+    def _cross_net_grams(emb: Tensor, num_stages: Sequence[int]) -> Tensor:
+        """E_g E_h^T of every block (g, h), in block order, (blocks, B, B).
 
-        with torch.autocast(device.type, enabled=False):
-            return self._fused_terms(
-                torch.stack(flat), labels, pair_w, batch_size)
+        One matmul per unordered pair of nets; the blocks of the reverse
+        order are transposes of the same matrices.
+        """
+        batch_size, dim = emb.shape[1:]
+        nets = emb.split(list(num_stages))
+        grams = {}
+        for i, j in combinations(range(len(nets)), 2):
+            gram = nets[i].reshape(-1, dim) @ nets[j].reshape(-1, dim).T
+            grams[i, j] = gram.view(num_stages[i], batch_size, num_stages[j],
+                                    batch_size).transpose(1, 2)
+        blocks = []
+        for i, j in permutations(range(len(nets)), 2):
+            # (S_i, S_j, B, B): E_(i,k) E_(j,z)^T at [k, z]
+            gram = grams[i, j] if i < j else grams[j, i].permute(1, 0, 3, 2)
+            blocks.append(gram.reshape(-1, batch_size, batch_size))
+        return torch.cat(blocks)
 
-    def _fused_terms(self, emb: Tensor, labels: Tensor, pair_w: Tensor,
-                     batch_size: int) -> Dict[str, Tensor]:
-        """The four terms from stacked embeddings (G, B, D), in fp32+."""
+    def _fused_terms(self, emb: Tensor, num_stages: Sequence[int],
+                     labels: Tensor, weights: Tensor, g_idx: Tensor,
+                     h_idx: Tensor) -> Dict[str, Tensor]:
+        """The four terms in fp32 (or fp64).
+
+        Args:
+            emb (Tensor): Stacked embeddings E of the G (net, stage) groups,
+                (G, B, D).
+            num_stages (Sequence[int]): Stages S_m of each net.
+            labels (Tensor): (B, ).
+            weights (Tensor): Block weights w, (num_blocks, B).
+            g_idx, h_idx (Tensor): Groups of the two sides of every block,
+                (num_blocks, ).
+        """
         if emb.dtype in (torch.float16, torch.bfloat16):
             emb = emb.float()
-        pair_w = pair_w.to(emb.dtype)
-        self_w = pair_w.sum(1)  # (G, B): weight of E_g E_g^T in VCL
-        # logits[g, h] = E_g E_h^T / tau, (G, G, B, B)
-        logits = torch.einsum('grd,hcd->ghrc', emb, emb) / self.tau
-        row_loss = self._supcon_rows(logits, labels)  # (G, G, B)
-        diag = torch.arange(emb.shape[0], device=emb.device)
-        vcl = (self_w * row_loss[diag, diag]).sum() / batch_size
-        icl = (pair_w * row_loss).sum() / batch_size
+        num_groups, batch_size = emb.shape[:2]
+        weights = weights.to(emb.dtype)
+        # Block (h, g) of block (g, h); both orders are always present.
+        key = g_idx * num_groups + h_idx
+        reverse = torch.empty_like(key)
+        reverse[key.argsort()] = (h_idx * num_groups + g_idx).argsort()
+        # pair_w[b]: weight of E_g E_h^T / tau as the cross-net matrix (ICL)
+        # and of the pair (E_g E_g^T student, E_h E_h^T teacher) in SoftVCL.
+        pair_w = weights + weights[reverse]
+        # self_w[g]: weight of E_g E_g^T / tau in VCL.
+        self_w = pair_w.new_zeros(num_groups, batch_size).index_add(
+            0, g_idx, pair_w)
+
+        logits = torch.cat([
+            torch.bmm(emb, emb.transpose(1, 2)),
+            self._cross_net_grams(emb, num_stages)
+        ]) / self.tau
+        row_loss = self._supcon_rows(logits, labels, num_groups)
+        vcl = (self_w * row_loss[:num_groups]).sum() / batch_size
+        icl = (pair_w * row_loss[num_groups:]).sum() / batch_size
 
         t = self.kd_temperature
         log_p = F.log_softmax(logits / t, dim=-1)
+        log_q = log_p.detach()
+        q = log_q.exp()
+        neg_entropy = (q * log_q).sum(-1)  # (G + num_blocks, B)
         # SoftICL: row r of E_g E_h^T mimics row r of E_h E_g^T.
-        log_q = log_p.transpose(0, 1).detach()
-        kl_icl = (log_q.exp() * (log_q - log_p)).sum(-1)
-        soft_icl = (pair_w * kl_icl).sum() * t**2 / batch_size
-        # SoftVCL: row r of E_g E_g^T mimics row r of E_h E_h^T.
-        log_p_self = log_p[diag, diag]  # (G, B, B)
-        q_self = log_p_self.detach().exp()
-        neg_entropy = (q_self * log_p_self.detach()).sum(-1)  # (G, B)
-        cross = torch.einsum('hrc,grc->ghr', q_self, log_p_self)
-        kl_vcl = neg_entropy.unsqueeze(0) - cross
-        soft_vcl = (pair_w * kl_vcl).sum() * t**2 / batch_size
-        return dict(vcl=vcl, soft_vcl=soft_vcl, icl=icl, soft_icl=soft_icl)
+        teacher = num_groups + reverse
+        cross = (q[teacher] * log_p[num_groups:]).sum(-1)
+        soft_icl = (pair_w * (neg_entropy[teacher] - cross)).sum()
+        # SoftVCL: row r of E_g E_g^T mimics row r of E_h E_h^T with weight
+        # pair_w[g, h] (a dense (G, G, B) copy; zero within a net).
+        dense_w = pair_w.new_zeros(num_groups, num_groups,
+                                   batch_size).index_put((g_idx, h_idx),
+                                                         pair_w)
+        cross_vcl = torch.einsum('hrc,grc->ghr', q[:num_groups],
+                                 log_p[:num_groups])
+        soft_vcl = (dense_w *
+                    (neg_entropy[:num_groups].unsqueeze(0) - cross_vcl)).sum()
+        scale = t**2 / batch_size
+        return dict(
+            vcl=vcl,
+            soft_vcl=soft_vcl * scale,
+            icl=icl,
+            soft_icl=soft_icl * scale)
 
-    def _supcon_rows(self, logits: Tensor, labels: Tensor) -> Tensor:
+    def _supcon_rows(self, logits: Tensor, labels: Tensor,
+                     num_intra: int) -> Tensor:
         """Per-anchor supervised contrastive loss of every logit matrix.
 
         Args:
-            logits (Tensor): (G, G, B, B).
+            logits (Tensor): N matrices, the first ``num_intra`` within a
+                net, the others across nets, (N, B, B).
             labels (Tensor): (B, ).
+            num_intra (int): Number of intra-net matrices.
 
         Returns:
-            Tensor: ``-sum_c P log p / sum_c P`` per anchor, (G, G, B).
+            Tensor: ``-sum_c P log p / sum_c P`` per anchor, (N, B).
         """
-        num_groups, batch_size = logits.shape[0], logits.shape[-1]
+        batch_size = logits.shape[-1]
         eye = torch.eye(batch_size, dtype=torch.bool, device=logits.device)
         same = labels.view(-1, 1) == labels.view(1, -1)
         if self.mask_cross_view_self:
-            self_mask = eye.expand(num_groups, num_groups, -1, -1)
-        else:  # the own image is masked only within one view
-            on_diag = torch.eye(
-                num_groups, dtype=torch.bool, device=logits.device)
-            self_mask = eye & on_diag[:, :, None, None]
-        lse = logits.masked_fill(self_mask, float('-inf')).logsumexp(-1)
-        positive = (same & ~self_mask).to(logits.dtype)
+            return self._masked_rows(logits, same, eye)
+        # The own image is masked only within one net's view.
+        no_mask = torch.zeros_like(eye)
+        return torch.cat([
+            self._masked_rows(logits[:num_intra], same, eye),
+            self._masked_rows(logits[num_intra:], same, no_mask)
+        ])
+
+    @staticmethod
+    def _masked_rows(logits: Tensor, same: Tensor, mask: Tensor) -> Tensor:
+        """Rows of l(L) with columns ``mask`` (B, B) left out."""
+        lse = logits.masked_fill(mask, float('-inf')).logsumexp(-1)
+        positive = (same & ~mask).to(logits.dtype)
         num_pos = positive.sum(-1)
-        pos_logit = (positive * logits).sum(-1) / num_pos.clamp(min=1)
-        return (lse - pos_logit) * (num_pos > 0)
+        pos_logit = torch.einsum('nrc,rc->nr', logits, positive)
+        return (lse - pos_logit / num_pos.clamp(min=1)) * (num_pos > 0)
