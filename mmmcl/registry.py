@@ -5,10 +5,12 @@ subpackage named in ``locations`` by itself, so tools never need to call
 :func:`mmmcl.utils.register_all_modules`. Types not found in ``mmmcl`` are
 looked up in the parent (mmpretrain, then mmengine).
 
-mmmcl's nodes are grandchildren of MMEngine's roots, which only search
-their direct children for a ``scope.`` prefix: ``'mmmcl.X'`` resolves from
-mmpretrain's registries or under any default scope (every mmmcl, mmdet and
-mmseg config sets one), not from a bare MMEngine registry without a scope.
+mmmcl's nodes are grandchildren of MMEngine's roots, and
+``Registry.get('mmmcl.X')`` only searches the asking node's children and
+the root's direct children: ``'mmmcl.X'`` resolves under the ``mmmcl`` and
+``mmpretrain`` scopes, not under ``mmdet`` or ``mmseg``. There, name the
+scope of the node instead, which searches the whole tree:
+``dict(_scope_='mmmcl', type='CifarResNet', ...)``.
 """
 from mmengine.registry import Registry
 from mmpretrain import registry as mmpretrain_registry

@@ -27,8 +27,8 @@ EXAMPLES = {
     'OPTIMIZERS': None,
     'OPTIM_WRAPPERS': None,
     'PARAM_SCHEDULERS': None,
-    'MODEL_WRAPPERS': None,  # the cohort DDP wrapper belongs here
-    'TRANSFORMS': None,  # packing of sample / contrast indices
+    'MODEL_WRAPPERS': 'CohortDistributedDataParallel',
+    'TRANSFORMS': None,
     'WEIGHT_INITIALIZERS': None,
     'BATCH_AUGMENTS': None,
     'TASK_UTILS': None,

@@ -1,13 +1,20 @@
-"""The main job on the embedded data: pretrain cohorts on MNIST-5k.
+"""The main job on the embedded data, end to end.
 
-Chains ordinary ``tools/train.py`` / ``tools/test.py`` calls (each can be
-run alone) for an L-MCL cohort and an independent baseline, then prints
-and saves one table: test top-1 of each member and the ensemble, with the
-checkpoint picked on the val split. A stage whose checkpoint exists is
-skipped unless ``--redo`` is given. Plots (loss curves, learned matching
-weights) land under each work dir's ``vis_data/vis_image``.
+1. pretrain an L-MCL cohort and an independent baseline on MNIST-5k;
+2. export member 0's backbone of each (and check it against the transfer
+   configs);
+3. fine-tune Faster R-CNN and a segmentor on the MNIST canvases (held-out
+   digits) from (a) the L-MCL backbone, (b) the baseline backbone, (c) no
+   pre-training, and test them (bbox mAP, mIoU);
+4. print and save one table, curves of the fine-tunings and a few test
+   canvases with the predictions drawn.
 
-    python tools/run_demo.py [--work-dir work_dirs/demo] [--epochs N]
+Every stage is an ordinary ``tools/train.py`` / ``tools/test.py`` /
+``tools/model_converters/export_backbone.py`` call (printed before it runs),
+which a user can run alone; this script only chains them. A stage whose
+output exists is skipped unless ``--redo`` is given.
+
+    python tools/run_demo.py [--work-dir work_dirs/demo] [--redo]
 """
 import argparse
 import glob
@@ -17,78 +24,238 @@ import os.path as osp
 import subprocess
 import sys
 import time
+from typing import Dict, List, Optional
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-STAGES = (
-    ('L-MCL', 'configs/lmcl/lmcl_resnet20x2_1xb100-15e_mnist5k.py'),
-    ('baseline', 'configs/baseline/baseline_resnet20x2_1xb100-15e_mnist5k.py'),
-)
-COLUMNS = ('member0/accuracy/top1', 'member1/accuracy/top1',
-           'ensemble/accuracy/top1')
+sys.path.insert(0, ROOT)
+
+COHORTS = {
+    'L-MCL': 'configs/lmcl/lmcl_resnet20x2_1xb100-15e_mnist5k.py',
+    'baseline': 'configs/baseline/baseline_resnet20x2_1xb100-15e_mnist5k.py',
+}
+TRANSFER = {
+    'det': dict(
+        config='configs/transfer/mmdet/'
+        'faster-rcnn_cifar-r20-fpn_1xb8-12e_mnist-canvas.py',
+        metric='coco/bbox_mAP',
+        name='Faster R-CNN bbox mAP'),
+    'seg': dict(
+        config='configs/transfer/mmseg/fcn_cifar-r20_1xb8-2k_mnist-canvas-'
+        '96x96.py',
+        metric='mIoU',
+        name='FCN mIoU'),
+}
+INITS = ('L-MCL', 'baseline', 'scratch')
+CLASSIFICATION = ('member0/accuracy/top1', 'member1/accuracy/top1',
+                  'ensemble/accuracy/top1')
 
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--work-dir', default=osp.join(ROOT, 'work_dirs',
-                                                       'demo'))
     parser.add_argument(
-        '--epochs', type=int, help='override the configs\' 15 epochs')
+        '--work-dir', default=osp.join(ROOT, 'work_dirs', 'demo'))
+    parser.add_argument(
+        '--data-root',
+        default=osp.join(ROOT, 'data', 'mnist_canvas'),
+        help='where the canvases are written once and reused')
+    parser.add_argument(
+        '--pretrain-epochs', type=int, help='override the 15 epochs')
+    parser.add_argument(
+        '--det-epochs', type=int, default=4,
+        help='fine-tuning epochs of the detector (default 4)')
+    parser.add_argument(
+        '--seg-iters', type=int, default=600,
+        help='fine-tuning iterations of the segmentor (default 600)')
+    parser.add_argument(
+        '--tiny', action='store_true',
+        help='a few iterations per stage on a few images (a smoke test)')
     parser.add_argument(
         '--redo', action='store_true', help='rerun finished stages')
     return parser.parse_args()
 
 
-def run(cmd: list) -> None:
+def run(cmd: List[str]) -> None:
     print('[demo] $', ' '.join(cmd), flush=True)
     subprocess.run(cmd, cwd=ROOT, check=True)
 
 
-def best_checkpoint(work_dir: str) -> str:
-    found = sorted(glob.glob(osp.join(work_dir, 'best_*.pth')))
-    if not found:
-        raise FileNotFoundError(f'no best_*.pth in {work_dir}: training did '
-                                'not validate; rerun with --redo.')
-    return found[-1]
+def latest(pattern: str) -> Optional[str]:
+    found = sorted(glob.glob(pattern), key=osp.getmtime)
+    return found[-1] if found else None
 
 
-def test_metrics(work_dir: str) -> dict:
-    """Metrics of the latest tools/test.py run in ``work_dir``."""
-    runs = sorted(glob.glob(osp.join(work_dir, 'test', '*', '*.json')))
-    with open(runs[-1]) as f:
+def stage_done(output: Optional[str], redo: bool, name: str) -> bool:
+    if output and not redo:
+        print(f'[demo] {name}: {output} exists, skipped', flush=True)
+        return True
+    return False
+
+
+def pretrain(name: str, config: str, args: argparse.Namespace,
+             work_dir: str) -> Dict[str, float]:
+    """Train a cohort (val picks the checkpoint), test it; its metrics."""
+    if not stage_done(latest(osp.join(work_dir, 'best_*.pth')), args.redo,
+                      f'pretrain {name}'):
+        options = []
+        if args.pretrain_epochs:
+            options.append(f'train_cfg.max_epochs={args.pretrain_epochs}')
+        if args.tiny:
+            options += [
+                'train_cfg.max_epochs=1',
+                'train_dataloader.dataset.num_per_class=20',
+                'val_dataloader.dataset.num_per_class=5'
+            ]
+        run([sys.executable, 'tools/train.py', config, '--work-dir', work_dir]
+            + (['--cfg-options'] + options if options else []))
+    best = latest(osp.join(work_dir, 'best_*.pth'))
+    test_dir = osp.join(work_dir, 'test')
+    if not stage_done(latest(osp.join(test_dir, '*', '*.json')), args.redo,
+                      f'test {name}'):
+        options = ['test_dataloader.dataset.num_per_class=5'] \
+            if args.tiny else []
+        run([sys.executable, 'tools/test.py', config, best, '--work-dir',
+             test_dir] + (['--cfg-options'] + options if options else []))
+    with open(latest(osp.join(test_dir, '*', '*.json'))) as f:
         return json.load(f)
+
+
+def export(cohort_dir: str, config: str, out: str, redo: bool) -> str:
+    """Member 0's backbone of a cohort's best checkpoint, checked against
+    both transfer configs."""
+    if not stage_done(out if osp.isfile(out) else None, redo,
+                      f'export {out}'):
+        tool = 'tools/model_converters/export_backbone.py'
+        run([sys.executable, tool,
+             latest(osp.join(cohort_dir, 'best_*.pth')), '--member', '0',
+             out])
+        for task in TRANSFER.values():
+            run([sys.executable, tool, '--check', out, task['config']])
+    return out
+
+
+def data_options(task: str, data_root: str) -> List[str]:
+    root = data_root.rstrip('/') + '/'
+    options = [f'{loader}.dataset.data_root={root}'
+               for loader in ('train_dataloader', 'val_dataloader',
+                              'test_dataloader')]
+    if task == 'det':
+        options += [
+            f'val_evaluator.ann_file={root}annotations/instances_val.json',
+            f'test_evaluator.ann_file={root}annotations/instances_test.json'
+        ]
+    return options
+
+
+def fine_tune(task: str, init: str, backbone: Optional[str],
+              args: argparse.Namespace, work_dir: str) -> float:
+    """Fine-tune and test one (task, init); the test metric."""
+    spec = TRANSFER[task]
+    options = data_options(task, args.data_root)
+    if backbone is not None:
+        options += [f'pretrained={backbone}']
+    if task == 'det':
+        epochs = 1 if args.tiny else args.det_epochs
+        options += [f'train_cfg.max_epochs={epochs}',
+                    f'train_cfg.val_interval={epochs}',
+                    f'default_hooks.checkpoint.interval={epochs}']
+    else:
+        iters = 4 if args.tiny else args.seg_iters
+        options += [f'train_cfg.max_iters={iters}',
+                    f'train_cfg.val_interval={iters}',
+                    f'default_hooks.checkpoint.interval={iters}']
+    if not stage_done(latest(osp.join(work_dir, 'best_*.pth')), args.redo,
+                      f'fine-tune {task} from {init}'):
+        run([sys.executable, 'tools/train.py', spec['config'], '--work-dir',
+             work_dir, '--cfg-options'] + options)
+    test_dir = osp.join(work_dir, 'test')
+    if not stage_done(latest(osp.join(test_dir, '*', '*.json')), args.redo,
+                      f'test {task} from {init}'):
+        vis = ['default_hooks.visualization.draw=True',
+               'default_hooks.visualization.interval=25']
+        if task == 'det':
+            vis.append('default_hooks.visualization.test_out_dir=vis')
+        run([sys.executable, 'tools/test.py', spec['config'],
+             latest(osp.join(work_dir, 'best_*.pth')), '--work-dir',
+             test_dir, '--cfg-options'] + options + vis)
+    with open(latest(osp.join(test_dir, '*', '*.json'))) as f:
+        return json.load(f)[spec['metric']]
+
+
+def plot_curves(work_dir: str, task: str) -> str:
+    """Training loss of the three fine-tunings of a task, one PNG."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for init in INITS:
+        log = latest(osp.join(work_dir, f'{task}_{init}', '*', 'vis_data',
+                              'scalars.json'))
+        steps, losses = [], []
+        with open(log) as f:
+            for line in f:
+                record = json.loads(line)
+                if 'loss' in record:
+                    steps.append(record['iter'])
+                    losses.append(record['loss'])
+        ax.plot(steps, losses, label=init)
+    ax.set(xlabel='iteration', ylabel='training loss',
+           title=f'{TRANSFER[task]["name"].split()[0]} fine-tuning')
+    ax.legend()
+    out = osp.join(work_dir, f'{task}_curves.png')
+    fig.savefig(out, dpi=100, bbox_inches='tight')
+    plt.close(fig)
+    return out
+
+
+def format_table(header: List[str], rows: List[List[str]]) -> str:
+    widths = [max(len(r[i]) for r in rows + [header])
+              for i in range(len(header))]
+    return '\n'.join('  '.join(c.ljust(w) for c, w in zip(r, widths))
+                     for r in [header] + rows)
 
 
 def main() -> int:
     args = parse_args()
     start = time.time()
-    rows = []
-    for name, config in STAGES:
-        work_dir = osp.join(args.work_dir, osp.splitext(
-            osp.basename(config))[0])
-        if args.redo or not glob.glob(osp.join(work_dir, 'best_*.pth')):
-            cmd = [sys.executable, 'tools/train.py', config,
-                   '--work-dir', work_dir]
-            if args.epochs:
-                cmd += ['--cfg-options', f'train_cfg.max_epochs={args.epochs}']
-            run(cmd)
-        else:
-            print(f'[demo] {name}: checkpoint exists in {work_dir}, skipped')
-        run([sys.executable, 'tools/test.py', config,
-             best_checkpoint(work_dir), '--work-dir',
-             osp.join(work_dir, 'test')])
-        metrics = test_metrics(work_dir)
-        rows.append([name] + [f'{metrics[c]:.2f}' for c in COLUMNS])
+    work = args.work_dir
+    os.makedirs(work, exist_ok=True)
+    from mmmcl.datasets import prepare_mnist_canvas
+    canvas = dict(num_canvases=(16, 8, 8)) if args.tiny else {}
+    prepare_mnist_canvas(args.data_root, progress=True, **canvas)
 
-    header = ['method', 'member0 top-1', 'member1 top-1', 'ensemble top-1']
-    widths = [max(len(r[i]) for r in rows + [header]) for i in range(4)]
-    lines = ['  '.join(c.ljust(w) for c, w in zip(r, widths))
-             for r in [header] + rows]
-    table = '\n'.join(
-        ['MNIST-5k test split (checkpoint chosen on val), ResNet-20 pairs:']
-        + lines + [f'wall time {time.time() - start:.0f} s'])
+    rows, backbones = [], {'scratch': None}
+    for name, config in COHORTS.items():
+        cohort_dir = osp.join(work, osp.splitext(osp.basename(config))[0])
+        metrics = pretrain(name, config, args, cohort_dir)
+        rows.append([name] + [f'{metrics[c]:.2f}' for c in CLASSIFICATION])
+        backbones[name] = export(
+            cohort_dir, config,
+            osp.join(work, 'backbones', f'{name.lower()}_member0.pth'),
+            args.redo)
+    transfer = {
+        (task, init): fine_tune(task, init, backbones[init], args,
+                                osp.join(work, f'{task}_{init}'))
+        for task in TRANSFER for init in INITS
+    }
+    plots = [plot_curves(work, task) for task in TRANSFER]
+
+    table = '\n'.join([
+        'MNIST-5k pretraining, test split (checkpoint chosen on val), '
+        'ResNet-20 pairs:',
+        format_table(['cohort', 'member0 top-1', 'member1 top-1',
+                      'ensemble top-1'], rows), '',
+        'Transfer to MNIST canvases (held-out digits), test split, '
+        'member 0\'s backbone:',
+        format_table(['backbone'] + [t['name'] for t in TRANSFER.values()],
+                     [[init] + [f'{100 * transfer[task, init]:.1f}'
+                                if task == 'det' else
+                                f'{transfer[task, init]:.1f}'
+                                for task in TRANSFER] for init in INITS]),
+        '', f'plots: {", ".join(plots)}; predictions drawn under '
+        f'{work}/*_*/test/', f'wall time {time.time() - start:.0f} s'
+    ])
     print(table)
-    os.makedirs(args.work_dir, exist_ok=True)
-    with open(osp.join(args.work_dir, 'results.txt'), 'w') as f:
+    with open(osp.join(work, 'results.txt'), 'w') as f:
         f.write(table + '\n')
     return 0
 

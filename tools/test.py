@@ -17,6 +17,7 @@ from mmengine.config import Config, DictAction
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
+from mmmcl.engine.model_wrappers import prepare_distributed
 from mmmcl.utils import check_data_roots  # importing mmmcl: safe loading
 
 
@@ -91,6 +92,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     args = parse_args(argv)
     cfg = merge_args(Config.fromfile(args.config), args)
     check_data_roots(cfg, loaders=('test_dataloader', ))
+    prepare_distributed(cfg)  # gloo without CUDA
     if 'runner_type' in cfg:
         runner = RUNNERS.build(cfg)
     else:

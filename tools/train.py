@@ -8,6 +8,10 @@ The config's ``default_scope`` decides which package builds it; its
 registries import that package. ``mmmcl`` is always imported so that every
 checkpoint (``load_from``, ``--resume``) is loaded with
 ``torch.load(weights_only=True)`` and mmmcl's allow-list.
+
+With ``--launcher`` (``tools/dist_train.sh``) a cohort is wrapped in
+``CohortDistributedDataParallel``; on a machine without CUDA the processes
+use gloo (see :func:`mmmcl.engine.model_wrappers.prepare_distributed`).
 """
 import argparse
 import os
@@ -19,6 +23,7 @@ from mmengine.config import Config, DictAction
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
+from mmmcl.engine.model_wrappers import prepare_distributed
 from mmmcl.utils import check_data_roots  # importing mmmcl: safe loading
 
 AMP_WRAPPER = 'AmpOptimWrapper'
@@ -150,6 +155,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     args = parse_args(argv)
     cfg = merge_args(Config.fromfile(args.config), args)
     check_data_roots(cfg)
+    prepare_distributed(cfg)  # the cohort's DDP wrapper; gloo without CUDA
     if 'runner_type' in cfg:
         runner = RUNNERS.build(cfg)
     else:

@@ -20,6 +20,8 @@ custom_hooks = [
     dict(type='CohortPlotHook', interval=1),
     dict(type='CohortSanityHook'),
     dict(type='RandomStateHook'),
+    # Memory banks only: bank size check, epoch of the bank-row draws.
+    dict(type='ContrastIndexHook'),
 ]
 
 env_cfg = dict(

@@ -4,6 +4,11 @@ from typing import Sequence
 from mmengine.config import Config
 
 DATALOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
+# Datasets the project builds itself: the command that writes them.
+BUILDERS = {
+    'MNISTCanvasDetDataset': 'tools/dataset_converters/make_mnist_canvas.py',
+    'MNISTCanvasSegDataset': 'tools/dataset_converters/make_mnist_canvas.py',
+}
 
 
 def check_data_roots(cfg: Config,
@@ -31,6 +36,12 @@ def check_data_roots(cfg: Config,
                     stack += [(f'{field}.{key}[{i}]', d)
                               for i, d in enumerate(inner)]
             root = ds.get('data_root')
+            builder = BUILDERS.get(str(ds.get('type', '')).split('.')[-1])
+            if root and not osp.isdir(root) and builder:
+                raise FileNotFoundError(
+                    f'`{field}.data_root` is {root!r}, which does not exist '
+                    f'(config: {cfg.filename}). This data is made from the '
+                    f'embedded digits: run `python {builder} --out {root}`.')
             if root and not osp.isdir(root):
                 raise FileNotFoundError(
                     f'`{field}.data_root` is {root!r}, which does not exist '

@@ -414,3 +414,37 @@ def test_sanity_member_at_chance(warnings_log):
         in warnings_log[0]
     hook.after_val_epoch(runner, {'member0/accuracy/top1': 11.5})
     assert len(warnings_log) == 1
+
+
+def test_contrast_index_hook_checks_bank_size_and_sets_epochs():
+    from mmmcl.engine.hooks import ContrastIndexHook
+
+    class Indexed(list):
+        epoch = None
+
+        def set_epoch(self, epoch):
+            self.epoch = epoch
+
+    class Wrapper(list):  # e.g. a RepeatDataset around it
+
+        def __init__(self, dataset):
+            super().__init__(dataset)
+            self.dataset = dataset
+
+    indexed = Indexed(range(12))
+    runner = SimpleNamespace(
+        model=SimpleNamespace(contrast_loss=SimpleNamespace(num_samples=10)),
+        train_dataloader=SimpleNamespace(dataset=Wrapper(indexed)),
+        epoch=3)
+    hook = ContrastIndexHook()
+    with pytest.raises(ValueError, match='num_samples=10.*12 items'):
+        hook.before_train(runner)
+    runner.model.contrast_loss.num_samples = 12
+    hook.before_train(runner)
+    hook.before_train_epoch(runner)
+    assert indexed.epoch == 3
+    # no banks, no indexed dataset: nothing to do
+    hook.before_train(SimpleNamespace(model=SimpleNamespace()))
+    hook.before_train_epoch(
+        SimpleNamespace(train_dataloader=SimpleNamespace(dataset=[]),
+                        epoch=0))

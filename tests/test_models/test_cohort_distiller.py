@@ -263,3 +263,34 @@ def test_train_step_runs_meta_step_on_schedule():
     assert 'meta/lr' not in model.train_step(data, wrappers)
     model.train_iter = 4
     assert 'meta/lr' in model.train_step(data, wrappers)
+
+
+def test_memory_bank_cohort_updates_banks_after_the_step():
+    """L-MCL with MemoryBankContrastLoss: the loss reads the banks of
+    ``contrast_idx``, the normal step updates the rows of the batch with the
+    final-stage embeddings it trained on, the meta step leaves them."""
+    torch.manual_seed(0)
+    model = build(contrast_loss=dict(
+        type='MemoryBankContrastLoss', num_samples=20, feat_dim=8,
+        num_members=2, momentum=0.5)).train()
+    wrappers = optim_wrappers(model)
+    inputs, samples = batch()
+    data = dict(inputs=list((inputs * 40 + 128).clamp(0, 255).byte()),
+                data_samples=samples)
+    with pytest.raises(ValueError, match='ContrastIndexDataset'):
+        model.loss(inputs, samples)
+    for i, sample in enumerate(samples):
+        sample.set_field(torch.tensor([i, (i + 2) % 8, 10, 11, 12]),
+                         'contrast_idx', field_type='data')
+    banks = [b.clone() for b in model.contrast_loss.banks]
+    with torch.no_grad():
+        processed = model.data_preprocessor(dict(data), True)
+        finals = [e[-1] for e in model.cohort_forward(
+            processed['inputs'])['embeddings']]
+    model.train_iter = 0  # the meta step runs too
+    log_vars = model.train_step(data, wrappers)
+    assert 'meta/lr' in log_vars and 'loss_vcl' in log_vars
+    for bank, before, final in zip(model.contrast_loss.banks, banks, finals):
+        expected = F.normalize(0.5 * before[:8] + 0.5 * final, dim=1)
+        torch.testing.assert_close(bank[:8], expected)
+        assert torch.equal(bank[8:], before[8:])

@@ -33,7 +33,9 @@ def _tiny_argv(tmp_path: Path) -> list:
     return [
         '--device', 'cpu', '--threads', '1',
         '--num-stages', '2', '--batch-size', '8', '--embed-dim', '16',
-        '--repeats', '2', '--warmup', '0', '--skip-train-step', '--out',
+        '--repeats', '2', '--warmup', '0', '--skip-train-step',
+        '--bank-stages', '2', '--bank-batch', '4', '--bank-negatives', '16',
+        '--bank-samples', '50', '--bank-repeats', '1', '--out',
         str(tmp_path / 'bench.json')
     ]
 
@@ -55,6 +57,20 @@ def test_loss_benchmark_rows(bench, num_nets):
     assert all(d <= 1e-5 for d in result['value_rel_diff'].values())
     assert result['grad_rel_diff'] <= 1e-5
     assert result['ok'] is True
+
+
+def test_bank_benchmark_rows(bench):
+    result = bench.run_bank_benchmark(
+        num_nets=2, num_stages=2, batch_size=4, num_negatives=16,
+        embed_dim=8, num_samples=50, repeats=1, warmup=0)
+    assert [row['name'] for row in result['rows']] == [
+        'naive per-block loop', 'mmmcl MemoryBankContrastLoss'
+    ]
+    assert result['shapes']['num_blocks'] == 8
+    # 8 blocks x 4 gathers of (B, K + 2, D) fp32 rows
+    assert result['literal_graph_bytes'] == 8 * 4 * 4 * 18 * 8 * 4
+    assert result['ok'] is True
+    assert result['grad_rel_diff'] <= 1e-5
 
 
 def test_loss_benchmark_detects_disagreement(bench, monkeypatch, tmp_path):

@@ -1,11 +1,13 @@
-"""Benchmark the fused in-batch contrast loss and the cohort train steps.
+"""Benchmark the fused contrast losses and the cohort train steps.
 
     python tools/analysis_tools/benchmark_loss.py [--device cpu] [--threads 2]
 
 1. ``InBatchContrastLoss`` vs the per-block loop ``naive_inbatch_contrast``:
    forward + backward of the four terms' sum, peak memory, agreement (exit
    code 1 if a value or gradient differs by more than 1e-5, relative).
-2. ``train_step`` of a ResNet-32 alone, the MCL and L-MCL pairs, meta step.
+2. ``MemoryBankContrastLoss`` vs a per-block loop that gathers bank rows per
+   block as the reference does (M=2, S=4, B=64, K=8192, d=128 by default).
+3. ``train_step`` of a ResNet-32 alone, the MCL and L-MCL pairs, meta step.
 """
 import argparse
 import copy
@@ -14,7 +16,7 @@ import os
 import statistics
 import sys
 import time
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -26,10 +28,10 @@ from mmpretrain.structures import DataSample
 from torch import Tensor
 from torch.profiler import ProfilerActivity, profile
 
-from mmmcl.models.losses import InBatchContrastLoss
+from mmmcl.models.losses import InBatchContrastLoss, MemoryBankContrastLoss
 from mmmcl.models.utils import cohort_blocks
 from mmmcl.registry import MODELS
-from mmmcl.testing import naive_inbatch_contrast
+from mmmcl.testing import naive_bank_block, naive_inbatch_contrast
 
 TOL = 1e-5
 TERMS = ('vcl', 'soft_vcl', 'icl', 'soft_icl')
@@ -87,58 +89,44 @@ def peak_memory(fn: Callable[[], object], device: torch.device) -> int:
     return peak
 
 
-def run_loss_benchmark(num_nets: int = 2, num_stages: int = 3,
-                       batch_size: int = 128, embed_dim: int = 128,
-                       repeats: int = 20, warmup: int = 3,
-                       device: str = 'cpu', seed: int = 0) -> dict:
-    """Time, peak memory and agreement of the naive loop and the fused loss.
+def compare(impls: Sequence[Tuple[str, Callable[[], Dict[str, Tensor]]]],
+            leaves: Sequence[Tensor], repeats: int, warmup: int,
+            device: torch.device) -> dict:
+    """Time, peak memory and agreement of implementations of the terms.
 
-    Inputs: M x S random L2-normalised (B, D) leaf embeddings, labels of
-    B/2 classes x 2 images, random block weights (num_blocks, B) in [0, 1).
+    Args:
+        impls: ``(name, step)``; ``step()`` runs forward + backward into
+            ``leaves``' ``.grad`` and returns the terms. The first is the
+            reference of the ratios and of the agreement.
+        leaves: The tensors whose gradients are compared.
 
     Returns:
         dict: ``rows`` (``name``, ``median_s``, ``peak_bytes``,
-        ``time_ratio``, ``mem_ratio``: each / naive), ``value_rel_diff`` per
-        term, ``grad_rel_diff`` (worst embedding), ``ok`` (all <= TOL).
+        ``time_ratio``, ``mem_ratio``), ``value_rel_diff`` per term and
+        ``grad_rel_diff`` (worst leaf) of the last implementation, ``ok``.
     """
-    if batch_size % 2:
-        raise ValueError(f'`batch_size` must be even, got {batch_size}.')
-    dev, gen = torch.device(device), torch.Generator().manual_seed(seed)
-    num_blocks = len(cohort_blocks([num_stages] * num_nets))
-    emb = [[F.normalize(torch.randn(batch_size, embed_dim, generator=gen),
-                        dim=1).to(dev).requires_grad_()
-            for _ in range(num_stages)] for _ in range(num_nets)]
-    flat = [e for net in emb for e in net]
-    labels = torch.arange(batch_size // 2).repeat_interleave(2)
-    labels = labels[torch.randperm(batch_size, generator=gen)].to(dev)
-    weights = torch.rand(num_blocks, batch_size, generator=gen).to(dev)
+    def clear():
+        for leaf in leaves:
+            leaf.grad = None
 
-    def step(fn: Callable) -> Dict[str, Tensor]:
-        for e in flat:
-            e.grad = None
-        terms = fn(emb, labels, weights)
-        sum(terms[k] for k in TERMS).backward()
-        return terms
-
-    impls = [('naive per-block loop', naive_inbatch_contrast),
-             ('mmmcl InBatchContrastLoss', InBatchContrastLoss())]
     results = []
-    for _, fn in impls:
-        terms = step(fn)
+    for _, step in impls:
+        clear()
+        terms = step()
         results.append(([terms[k].detach() for k in TERMS],
-                        [e.grad.clone() for e in flat]))
-    times = time_calls([lambda fn=fn: step(fn) for _, fn in impls], repeats,
-                       warmup, dev)
+                        [leaf.grad.clone() for leaf in leaves]))
+    clear()
+    times = time_calls([lambda step=step: (clear(), step()) for _, step in impls],
+                       repeats, warmup, device)
     rows = []
-    for (name, fn), fn_times in zip(impls, times):
-        for e in flat:  # free them outside the measured window
-            e.grad = None
+    for (name, step), fn_times in zip(impls, times):
+        clear()  # free them outside the measured window
         rows.append(dict(name=name, median_s=statistics.median(fn_times),
-                         peak_bytes=peak_memory(lambda: step(fn), dev)))
+                         peak_bytes=peak_memory(step, device)))
     for row in rows:
         row['time_ratio'] = row['median_s'] / rows[0]['median_s']
         row['mem_ratio'] = row['peak_bytes'] / max(rows[0]['peak_bytes'], 1)
-    (ref_vals, ref_grads), (vals, grads) = results
+    (ref_vals, ref_grads), (vals, grads) = results[0], results[-1]
 
     def rel_diff(x: Tensor, ref: Tensor) -> float:  # max|x - ref| / max|ref|
         x, ref = x.double(), ref.double()
@@ -146,11 +134,102 @@ def run_loss_benchmark(num_nets: int = 2, num_stages: int = 3,
 
     value_diff = {k: rel_diff(v, r) for k, v, r in zip(TERMS, vals, ref_vals)}
     grad_diff = max(rel_diff(g, r) for g, r in zip(grads, ref_grads))
-    return dict(
-        shapes=dict(M=num_nets, S=num_stages, B=batch_size, D=embed_dim,
-                    num_blocks=num_blocks),
-        rows=rows, value_rel_diff=value_diff, grad_rel_diff=grad_diff,
-        ok=all(d <= TOL for d in [grad_diff, *value_diff.values()]))
+    return dict(rows=rows, value_rel_diff=value_diff, grad_rel_diff=grad_diff,
+                ok=all(d <= TOL for d in [grad_diff, *value_diff.values()]))
+
+
+def random_embeddings(num_nets: int, num_stages: int, batch_size: int,
+                      embed_dim: int, gen: torch.Generator,
+                      device: torch.device) -> List[List[Tensor]]:
+    """M x S random L2-normalised (B, D) leaf embeddings."""
+    return [[F.normalize(torch.randn(batch_size, embed_dim, generator=gen),
+                         dim=1).to(device).requires_grad_()
+             for _ in range(num_stages)] for _ in range(num_nets)]
+
+
+def run_loss_benchmark(num_nets: int = 2, num_stages: int = 3,
+                       batch_size: int = 128, embed_dim: int = 128,
+                       repeats: int = 20, warmup: int = 3,
+                       device: str = 'cpu', seed: int = 0) -> dict:
+    """The in-batch terms: the naive loop vs ``InBatchContrastLoss``.
+
+    Inputs: random embeddings, labels of B/2 classes x 2 images, random
+    block weights (num_blocks, B) in [0, 1). Returns :func:`compare`'s dict
+    and the ``shapes``.
+    """
+    if batch_size % 2:
+        raise ValueError(f'`batch_size` must be even, got {batch_size}.')
+    dev, gen = torch.device(device), torch.Generator().manual_seed(seed)
+    num_blocks = len(cohort_blocks([num_stages] * num_nets))
+    emb = random_embeddings(num_nets, num_stages, batch_size, embed_dim, gen,
+                            dev)
+    labels = torch.arange(batch_size // 2).repeat_interleave(2)
+    labels = labels[torch.randperm(batch_size, generator=gen)].to(dev)
+    weights = torch.rand(num_blocks, batch_size, generator=gen).to(dev)
+
+    def step(fn: Callable) -> Dict[str, Tensor]:
+        terms = fn(emb, labels, weights)
+        sum(terms[k] for k in TERMS).backward()
+        return terms
+
+    fused = InBatchContrastLoss()
+    result = compare([('naive per-block loop', lambda: step(
+        naive_inbatch_contrast)), ('mmmcl InBatchContrastLoss',
+                                   lambda: step(fused))],
+                     [e for net in emb for e in net], repeats, warmup, dev)
+    result['shapes'] = dict(M=num_nets, S=num_stages, B=batch_size,
+                            D=embed_dim, num_blocks=num_blocks)
+    return result
+
+
+def run_bank_benchmark(num_nets: int = 2, num_stages: int = 4,
+                       batch_size: int = 64, num_negatives: int = 8192,
+                       embed_dim: int = 128, num_samples: int = 100_000,
+                       repeats: int = 3, warmup: int = 1,
+                       device: str = 'cpu', seed: int = 0) -> dict:
+    """The bank terms: a per-block loop vs ``MemoryBankContrastLoss``.
+
+    The naive loop gathers the bank rows of every block, as the reference
+    code does, but runs the backward of each block before the next: the
+    reference's single graph would hold ``literal_graph_bytes`` of gathered
+    rows (4 per block), more than these machines have. Returns
+    :func:`compare`'s dict, the ``shapes`` and ``literal_graph_bytes``.
+    """
+    dev, gen = torch.device(device), torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    stages = [num_stages] * num_nets
+    num_blocks = len(cohort_blocks(stages))
+    emb = random_embeddings(num_nets, num_stages, batch_size, embed_dim, gen,
+                            dev)
+    idx = torch.randint(0, num_samples, (batch_size, num_negatives + 2),
+                        generator=gen).to(dev)
+    weights = torch.rand(num_blocks, batch_size, generator=gen).to(dev)
+    fused = MemoryBankContrastLoss(num_samples, embed_dim, num_nets).to(dev)
+
+    def naive_step() -> Dict[str, Tensor]:
+        totals = dict.fromkeys(TERMS, 0.)
+        for n, (i, k, j, z) in enumerate(cohort_blocks(stages)):
+            terms = naive_bank_block(emb[i][k], emb[j][z], fused.banks[i],
+                                     fused.banks[j], idx, weights[n])
+            sum(terms.values()).backward()
+            for key in TERMS:
+                totals[key] = totals[key] + terms[key].detach()
+        return totals
+
+    def fused_step() -> Dict[str, Tensor]:
+        terms = fused(emb, idx, weights)
+        sum(terms.values()).backward()
+        return terms
+
+    result = compare([('naive per-block loop', naive_step),
+                      ('mmmcl MemoryBankContrastLoss', fused_step)],
+                     [e for net in emb for e in net], repeats, warmup, dev)
+    result['shapes'] = dict(M=num_nets, S=num_stages, B=batch_size,
+                            K=num_negatives, D=embed_dim,
+                            num_blocks=num_blocks, num_samples=num_samples)
+    result['literal_graph_bytes'] = (num_blocks * 4 * batch_size *
+                                     (num_negatives + 2) * embed_dim * 4)
+    return result
 
 
 def make_batch(batch_size: int, num_classes: int, seed: int = 0) -> dict:
@@ -225,6 +304,21 @@ def format_table(header: Sequence[str], rows: Sequence[Sequence]) -> str:
     return '\n'.join([lines[0], '-' * len(lines[0])] + lines[1:])
 
 
+def format_comparison(result: dict) -> str:
+    """The table of :func:`compare` and its agreement line."""
+    table = format_table(
+        ['implementation', 'fwd+bwd ms', 'peak MiB', 'time ratio',
+         'mem ratio'],
+        [[r['name'], f"{r['median_s'] * 1e3:.2f}",
+          f"{r['peak_bytes'] / 2**20:.2f}", f"{r['time_ratio']:.3f}",
+          f"{r['mem_ratio']:.3f}"] for r in result['rows']])
+    diffs = '  '.join(
+        f'{k} {v:.1e}' for k, v in result['value_rel_diff'].items())
+    return (f'{table}\nmax rel. diff mmmcl vs naive (tol {TOL:.0e}): {diffs}'
+            f'  grad {result["grad_rel_diff"]:.1e}  -> '
+            + ('OK' if result['ok'] else 'FAIL'))
+
+
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--device', choices=['cpu', 'cuda'],
@@ -238,8 +332,18 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
             ('batch-size', 128, 'B'), ('embed-dim', 128, 'D'),
             ('train-batch', 128, 'batch of the training-step benchmark')]:
         parser.add_argument(f'--{flag}', type=int, default=default, help=text)
+    for flag, default, text in [
+            ('bank-stages', 4, 'S of the bank case'),
+            ('bank-batch', 64, 'B of the bank case'),
+            ('bank-negatives', 8192, 'K of the bank case'),
+            ('bank-samples', 100_000, 'bank rows of the bank case'),
+            ('bank-repeats', 3, 'timed calls of the bank case')]:
+        parser.add_argument(f'--{flag}', type=int, default=default, help=text)
     parser.add_argument('--out', help='also write the results to this JSON')
     parser.add_argument('--skip-train-step', action='store_true')
+    parser.add_argument(
+        '--skip-bank', action='store_true',
+        help='skip the memory-bank case (about 4 min on 2 CPU cores)')
     return parser.parse_args(argv)
 
 
@@ -255,20 +359,27 @@ def main(argv: Optional[List[str]] = None) -> int:
                               args.device)
     mem = ('CUDA max_memory_allocated' if args.device == 'cuda' else
            'running sum of CPU allocator events in torch.profiler')
-    table = format_table(
-        ['implementation', 'fwd+bwd ms', 'peak MiB', 'time ratio',
-         'mem ratio'],
-        [[r['name'], f"{r['median_s'] * 1e3:.2f}",
-          f"{r['peak_bytes'] / 2**20:.2f}", f"{r['time_ratio']:.3f}",
-          f"{r['mem_ratio']:.3f}"] for r in loss['rows']])
-    diffs = '  '.join(f'{k} {v:.1e}' for k, v in loss['value_rel_diff'].items())
-    logger.info(
-        f'Loss benchmark {loss["shapes"]}, fp32, {env}\npeak MiB: most bytes '
-        f'allocated at once during one fwd+bwd, beyond those live before '
-        f'({mem}); ratios: / naive\n{table}\nmax rel. diff mmmcl vs naive '
-        f'(tol {TOL:.0e}): {diffs}  grad {loss["grad_rel_diff"]:.1e}  -> '
-        + ('OK' if loss['ok'] else 'FAIL'))
+    logger.info(f'Loss benchmark {loss["shapes"]}, fp32, {env}\npeak MiB: '
+                'most bytes allocated at once during one fwd+bwd, beyond '
+                f'those live before ({mem}); ratios: / naive\n'
+                + format_comparison(loss))
     results = dict(env=env, loss=loss)
+    ok = loss['ok']
+    if not args.skip_bank:
+        bank = run_bank_benchmark(
+            args.num_nets, args.bank_stages, args.bank_batch,
+            args.bank_negatives, args.embed_dim, args.bank_samples,
+            args.bank_repeats, 1, args.device)
+        logger.info(
+            f'Memory-bank loss benchmark {bank["shapes"]}, fp32, '
+            f'{args.device}, {args.threads} threads, median of '
+            f'{args.bank_repeats} after 1 warm-up\nThe naive loop gathers '
+            'the rows of every block like the reference but runs each '
+            "block's backward before the next; the reference's single "
+            f'graph would hold {bank["literal_graph_bytes"] / 2**30:.1f} GiB'
+            ' of gathered rows.\n' + format_comparison(bank))
+        results['bank'] = bank
+        ok = ok and bank['ok']
     if not args.skip_train_step:
         train = run_train_benchmark(args.train_batch, args.repeats,
                                     args.warmup, args.device)
@@ -287,7 +398,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args.out:
         with open(args.out, 'w') as f:
             json.dump(results, f, indent=2)
-    return 0 if loss['ok'] else 1
+    return 0 if ok else 1
 
 
 if __name__ == '__main__':

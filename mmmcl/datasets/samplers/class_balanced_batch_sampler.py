@@ -6,6 +6,7 @@ from mmengine.dist import get_dist_info, sync_random_seed
 from torch.utils.data import Sampler
 
 from mmmcl.registry import DATA_SAMPLERS
+from ..dataset_labels import dataset_labels
 
 
 @DATA_SAMPLERS.register_module()
@@ -86,7 +87,7 @@ class ClassBalancedBatchSampler(Sampler):
         # `data_source`.
         dataset = getattr(sampler, 'dataset',
                           getattr(sampler, 'data_source', None))
-        labels = self._labels(dataset)
+        labels = dataset_labels(dataset, 'ClassBalancedBatchSampler')
         classes, inverse, counts = np.unique(
             labels, return_inverse=True, return_counts=True)
         few = counts < self.num_per_class
@@ -114,35 +115,6 @@ class ClassBalancedBatchSampler(Sampler):
                 f'{len(classes) * self.num_per_class // self.world_size} '
                 'here) or raise `num_per_class`.')
         self.num_batches = len(labels) // (self.batch_size * self.world_size)
-
-    @staticmethod
-    def _labels(dataset) -> np.ndarray:
-        """One integer label per item, from ``dataset.get_gt_labels()``."""
-        get = getattr(dataset, 'get_gt_labels', None)
-        fix = ('use a dataset whose items carry an int `gt_label` (any '
-               'mmpretrain classification dataset), or give it a '
-               '`get_gt_labels()` returning one int per item.')
-        if get is None:
-            raise ValueError(
-                'ClassBalancedBatchSampler needs class labels, but the '
-                f'sampler\'s dataset {type(dataset).__name__} has no '
-                f'get_gt_labels(): {fix}')
-        try:
-            labels = get()
-        except (KeyError, TypeError, AttributeError) as e:
-            raise ValueError(
-                'ClassBalancedBatchSampler could not read labels from '
-                f'{type(dataset).__name__}.get_gt_labels() ({e!r}): '
-                f'{fix}') from e
-        labels = None if labels is None else np.asarray(labels)
-        if (labels is None or labels.ndim != 1 or labels.size == 0
-                or not np.issubdtype(labels.dtype, np.integer)):
-            raise ValueError(
-                'ClassBalancedBatchSampler needs one int label per item, '
-                f'but {type(dataset).__name__}.get_gt_labels() gave '
-                f'{"None" if labels is None else labels.dtype}'
-                f'{"" if labels is None else list(labels.shape)}: {fix}')
-        return labels
 
     @property
     def epoch(self) -> int:

@@ -1,10 +1,13 @@
 import copy
 import time
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+import warnings
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
+import torch.distributed.nn.functional as dist_nn
 import torch.nn as nn
 import torch.nn.functional as F
+from mmengine.dist import all_gather, get_world_size
 from mmengine.model import BaseModel
 from mmengine.optim import OptimWrapper, OptimWrapperDict
 from torch import Tensor
@@ -140,6 +143,9 @@ class CohortDistiller(BaseModel):
         # the number of batches in it; plain attributes, not in state_dict.
         self.matching_weight_sum: Optional[Tensor] = None
         self.matching_weight_count = 0
+        # (final-stage embeddings, sample indices) of the last loss() with
+        # memory banks, for the bank update after the backward.
+        self._bank_update: Optional[Tuple[List[Tensor], Tensor]] = None
 
     # ----------------------------------------------------------- building
     @staticmethod
@@ -275,8 +281,14 @@ class CohortDistiller(BaseModel):
                         self.matching_weight_sum = torch.zeros_like(batch_mean)
                     self.matching_weight_sum += batch_mean
                     self.matching_weight_count += 1
+            target = self.contrast_target(data_samples, labels)
             losses.update(
-                self.contrast_losses(out['embeddings'], labels, weights))
+                self.contrast_losses(out['embeddings'], target, weights))
+            if self._uses_banks:
+                # applied by train_step after the backward
+                self._bank_update = ([e[-1].detach()
+                                      for e in out['embeddings']],
+                                     target[:, 0])
         return losses
 
     def classification_losses(self, logits: list,
@@ -291,14 +303,79 @@ class CohortDistiller(BaseModel):
                 losses[key] = loss_module(logit, labels)
         return losses
 
-    def contrast_losses(self, embeddings: list, labels: Tensor,
+    @property
+    def _uses_banks(self) -> bool:
+        return hasattr(self.contrast_loss, 'update_banks')
+
+    def contrast_target(self, data_samples: list, labels: Tensor) -> Tensor:
+        """What the contrast loss compares against: the labels (in-batch
+        negatives) or each sample's bank rows ``contrast_idx`` (B, K + 2)."""
+        if not self._uses_banks:
+            return labels
+        if not all('contrast_idx' in s for s in data_samples):
+            raise ValueError(
+                f'{type(self.contrast_loss).__name__} needs the bank rows '
+                'of every sample (`data_samples.contrast_idx`): wrap the '
+                "training set in dict(type='ContrastIndexDataset', "
+                'dataset=...).')
+        return torch.stack([s.contrast_idx for s in data_samples]).to(
+            labels.device)
+
+    def contrast_losses(self, embeddings: list, target: Tensor,
                         weights: Optional[Tensor]) -> Dict[str, Tensor]:
-        """The four contrastive terms, times their loss weights."""
-        terms = self.contrast_loss(embeddings, labels, weights)
+        """The four contrastive terms, times their loss weights.
+
+        With in-batch negatives on W > 1 processes the terms are those of
+        the global batch (:meth:`gather_batch`); a memory bank's terms are
+        means over the local anchors, which DDP's gradient mean turns into
+        the global batch's.
+
+        Args:
+            target (Tensor): Labels (B, ) or bank rows (B, K + 2), see
+                :meth:`contrast_target`.
+        """
+        if not self._uses_banks and get_world_size() > 1:
+            embeddings, target, weights = self.gather_batch(
+                embeddings, target, weights)
+        terms = self.contrast_loss(embeddings, target, weights)
         return {
             f'loss_{k}': self.loss_weights[k] * v
             for k, v in terms.items()
         }
+
+    @staticmethod
+    def gather_batch(
+        embeddings: list, labels: Tensor, weights: Optional[Tensor]
+    ) -> Tuple[List[List[Tensor]], Tensor, Optional[Tensor]]:
+        """The in-batch contrast inputs of every rank, in rank order.
+
+        Every rank then computes the loss of the global batch, the
+        single-process value. ``all_gather``'s backward sums over the ranks
+        the gradient of each rank's (identical) loss with respect to this
+        rank's rows: W times this rank's share of the single-process
+        gradient. DDP averages over the ranks, so the parameters get the sum
+        of the shares, the single-process gradient: the scale factor is
+        W / W = 1. The same holds for the meta step's inner gradients, which
+        :class:`MetaStep` averages over the ranks.
+
+        Args:
+            embeddings (list): ``embeddings[m][s]``, (B, D) on this rank.
+            labels (Tensor): (B, ).
+            weights (Tensor, optional): Block weights, (num_blocks, B).
+
+        Returns:
+            tuple: The same three, with the rows of all ranks (sum of the
+            ranks' B); gradients flow back to each rank's own rows.
+        """
+        sizes = [int(n) for n in all_gather(labels.new_tensor([len(labels)]))]
+        num_stages = [len(e) for e in embeddings]
+        stacked = torch.stack([e for net in embeddings for e in net], dim=1)
+        groups = iter(_gather_rows(stacked, sizes).unbind(1))  # (B, G, D)
+        embeddings = [[next(groups) for _ in range(s)] for s in num_stages]
+        labels = _gather_rows(labels, sizes)
+        if weights is not None:
+            weights = _gather_rows(weights.T, sizes).T
+        return embeddings, labels, weights
 
     def logit_kd_losses(self, out: dict) -> Dict[str, Tensor]:
         """Logit-level mimicry of each member's final classifier."""
@@ -370,21 +447,44 @@ class CohortDistiller(BaseModel):
         return mean
 
     # --------------------------------------------------------------- train
-    def train_step(self, data: Union[dict, tuple, list],
-                   optim_wrapper: Union[OptimWrapper, OptimWrapperDict]
+    def train_step(self,
+                   data: Union[dict, tuple, list],
+                   optim_wrapper: Union[OptimWrapper, OptimWrapperDict],
+                   run_forward: Optional[Callable] = None
                    ) -> Dict[str, Tensor]:
-        """The normal update of theta, then, when due, the meta step."""
+        """The normal update of theta, the bank update, then, when due, the
+        meta step.
+
+        Args:
+            data (dict | tuple | list): A batch from the dataloader.
+            optim_wrapper (OptimWrapper | OptimWrapperDict): ``cohort`` (and
+                ``meta`` with a meta-network).
+            run_forward (Callable, optional): Runs the loss forward on the
+                preprocessed batch, ``run_forward(data, mode='loss')``.
+                Defaults to this model's ``_run_forward``;
+                :class:`CohortDistributedDataParallel` passes its own, so
+                that DDP synchronises the gradients.
+
+        Returns:
+            dict[str, Tensor]: Logged losses and meta-step statistics.
+        """
+        if run_forward is None:
+            run_forward = self._run_forward
         cohort_wrapper, meta_wrapper = self._optim_wrappers(optim_wrapper)
         with cohort_wrapper.optim_context(self):
             data = self.data_preprocessor(data, True)
-            losses = self._run_forward(data, mode='loss')
+            losses = run_forward(data, mode='loss')
         parsed_losses, log_vars = self.parse_losses(losses)
         cohort_wrapper.update_params(parsed_losses)
+        if self._bank_update is not None:
+            self.contrast_loss.update_banks(*self._bank_update)
+            self._bank_update = None
         if self.meta_step is not None and self._meta_due():
             start = time.perf_counter()
             labels = self._labels(data['data_samples'], data['inputs'].device)
-            stats = self.meta_step(self, data['inputs'], labels,
-                                   cohort_wrapper, meta_wrapper)
+            stats = self.meta_step(
+                self, data['inputs'], labels, cohort_wrapper, meta_wrapper,
+                self.contrast_target(data['data_samples'], labels))
             stats['meta/time'] = torch.tensor(time.perf_counter() - start)
             log_vars.update(stats)
         return log_vars
@@ -420,3 +520,22 @@ class CohortDistiller(BaseModel):
         embedding heads (not the aggregators, not the meta-network)."""
         prefixes = ('members.', 'branches.', 'embed_heads.')
         return [n for n, _ in self.named_parameters() if n.startswith(prefixes)]
+
+
+def _gather_rows(tensor: Tensor, sizes: List[int]) -> Tensor:
+    """Every rank's ``tensor`` concatenated along dim 0, in rank order.
+
+    Autograd-aware (``torch.distributed.nn.functional.all_gather``): the
+    gradient of the result's rows of rank r, summed over the ranks, flows
+    back to rank r's ``tensor``. Rank r holds ``sizes[r]`` rows; shorter
+    tensors are padded for the collective.
+    """
+    pad = max(sizes) - tensor.shape[0]
+    if pad:
+        tensor = torch.cat([tensor, tensor.new_zeros(pad, *tensor.shape[1:])])
+    with warnings.catch_warnings():
+        # Deprecated in torch 2.14 for the functional collectives, which are
+        # private; this one is public and twice differentiable (meta step).
+        warnings.simplefilter('ignore', FutureWarning)
+        parts = dist_nn.all_gather(tensor)
+    return torch.cat([part[:n] for part, n in zip(parts, sizes)])

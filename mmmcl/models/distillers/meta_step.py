@@ -1,6 +1,8 @@
-from typing import Dict, List, Tuple
+import warnings
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
+import torch.distributed.nn.functional as dist_nn
 import torch.nn as nn
 from mmengine.dist import all_reduce, get_world_size
 from mmengine.optim import OptimWrapper
@@ -21,7 +23,13 @@ class MetaStep:
     weight decay of the main optimizer's param group; it runs functionally
     (``torch.func.functional_call``), so theta, the main optimizer and
     every buffer (BN running statistics are restored) are left untouched.
-    Under DDP the hypergradient is averaged over ranks.
+
+    On W > 1 processes each virtual step uses the gradient of the global
+    batch: the ranks' inner gradients are averaged by a differentiable
+    all-reduce (its backward all-reduces the incoming gradients, so the
+    hypergradient of each rank's outer loss reaches every rank's inner
+    gradient), and the hypergradient is averaged over the ranks, so phi
+    takes the single-process step on every rank.
 
     Args:
         interval (int): Run every ``interval`` iterations, counted within
@@ -43,13 +51,23 @@ class MetaStep:
         self.virtual_steps = virtual_steps
         self.momentum = momentum
 
-    def __call__(self, model: nn.Module, inputs: Tensor, labels: Tensor,
+    def __call__(self,
+                 model: nn.Module,
+                 inputs: Tensor,
+                 labels: Tensor,
                  cohort_wrapper: OptimWrapper,
-                 meta_wrapper: OptimWrapper) -> Dict[str, Tensor]:
-        """Update phi by its hypergradient; return logged statistics."""
+                 meta_wrapper: OptimWrapper,
+                 contrast_target: Optional[Tensor] = None
+                 ) -> Dict[str, Tensor]:
+        """Update phi by its hypergradient; return logged statistics.
+
+        ``contrast_target``: what the contrast loss takes, the labels
+        (default) or the bank rows of each sample.
+        """
         phi = [p for p in model.meta_net.parameters() if p.requires_grad]
-        outer = self.unrolled_outer_loss(model, inputs, labels,
-                                         cohort_wrapper)
+        outer = self.unrolled_outer_loss(
+            model, inputs, labels, cohort_wrapper,
+            contrast_target=contrast_target)
         hypergrads = torch.autograd.grad(outer, phi, allow_unused=True)
         meta_wrapper.optimizer.zero_grad()
         world_size = get_world_size()
@@ -71,18 +89,24 @@ class MetaStep:
                             inputs: Tensor,
                             labels: Tensor,
                             cohort_wrapper: OptimWrapper,
-                            create_graph: bool = True) -> Tensor:
+                            create_graph: bool = True,
+                            contrast_target: Optional[Tensor] = None
+                            ) -> Tensor:
         """The outer CE after the virtual steps, differentiable in phi.
 
-        Pure: the model's parameters and buffers are left untouched.
+        Pure: the model's parameters and buffers (banks too) are left
+        untouched.
         """
+        if contrast_target is None:
+            contrast_target = labels
         names, lrs, wds = self._virtual_sgd_params(model, cohort_wrapper)
         params = dict(model.named_parameters())
         theta = {n: params[n].detach().requires_grad_() for n in names}
         momentum_buf: Dict[str, Tensor] = {}
         for step in range(self.virtual_steps + 1):
             if step < self.virtual_steps:
-                loss = self._contrast_objective(model, theta, inputs, labels)
+                loss = self._contrast_objective(model, theta, inputs,
+                                                contrast_target)
             else:
                 loss = self._ce_objective(model, theta, inputs, labels)
             grads = torch.autograd.grad(
@@ -90,6 +114,8 @@ class MetaStep:
                 list(theta.values()),
                 create_graph=create_graph,
                 allow_unused=True)
+            if get_world_size() > 1:
+                grads = _mean_over_ranks(grads)
             updated = {}
             for (n, p), g, lr, wd in zip(theta.items(), grads, lrs, wds):
                 d = wd * p if g is None else g + wd * p
@@ -121,18 +147,23 @@ class MetaStep:
                  inputs: Tensor) -> dict:
         """The cohort at parameters theta, in train mode, on copies of the
         buffers: BN statistics of the virtual steps never reach the model
-        (nor the graph of an earlier step)."""
-        buffers = {n: b.clone() for n, b in model.named_buffers()}
+        (nor the graph of an earlier step). The memory banks, which the
+        forward only reads, are not copied."""
+        buffers = {
+            n: b.clone()
+            for n, b in model.named_buffers()
+            if not n.startswith('contrast_loss.')
+        }
         return functional_call(model, (theta, buffers), (inputs, ),
                                dict(mode='tensor'))
 
     @classmethod
     def _contrast_objective(cls, model: nn.Module, theta: Dict[str, Tensor],
-                            inputs: Tensor, labels: Tensor) -> Tensor:
+                            inputs: Tensor, target: Tensor) -> Tensor:
         """alpha VCL + gamma SoftVCL + beta ICL + lambda SoftICL, w(phi)."""
         out = cls._forward(model, theta, inputs)
         weights = model.meta_net(out['feats'])
-        terms = model.contrast_losses(out['embeddings'], labels, weights)
+        terms = model.contrast_losses(out['embeddings'], target, weights)
         return sum(terms.values())
 
     @classmethod
@@ -141,3 +172,21 @@ class MetaStep:
         """Summed CE of every stage of every member."""
         out = cls._forward(model, theta, inputs)
         return sum(model.classification_losses(out['logits'], labels).values())
+
+
+def _mean_over_ranks(
+        grads: Sequence[Optional[Tensor]]) -> List[Optional[Tensor]]:
+    """The mean over the ranks of each gradient, differentiable.
+
+    One all-reduce of the flattened gradients; the ranks agree on which are
+    None (unused parameters), as they run the same model.
+    """
+    present = [g for g in grads if g is not None]
+    flat = torch.cat([g.reshape(-1) for g in present])
+    with warnings.catch_warnings():
+        # Deprecated in torch 2.14 for the functional collectives, which are
+        # private; this one is public and differentiable to any order.
+        warnings.simplefilter('ignore', FutureWarning)
+        flat = dist_nn.all_reduce(flat) / get_world_size()
+    parts = iter(flat.split([g.numel() for g in present]))
+    return [None if g is None else next(parts).view_as(g) for g in grads]

@@ -1,3 +1,4 @@
 from .inbatch_contrast_loss import InBatchContrastLoss
+from .memory_bank_contrast_loss import MemoryBankContrastLoss
 
-__all__ = ['InBatchContrastLoss']
+__all__ = ['InBatchContrastLoss', 'MemoryBankContrastLoss']

@@ -1,0 +1,2 @@
+_base_ = ['../_base_/imagenet_baseline.py']
+model = dict(members=[{{_base_.shufflenetv2_1x}}, {{_base_.shufflenetv2_1x}}])

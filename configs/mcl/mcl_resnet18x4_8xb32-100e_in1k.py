@@ -1,0 +1,3 @@
+_base_ = ['./mcl_resnet18x2_8xb32-100e_in1k.py']
+model = dict(
+    members=[{{_base_.resnet18}}] * 4, contrast_loss=dict(num_members=4))

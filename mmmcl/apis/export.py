@@ -1,0 +1,433 @@
+"""Export a cohort member's backbone as a plain backbone checkpoint.
+
+The export holds ``state_dict`` (keys as the backbone module names them, no
+``backbone.`` prefix) and ``meta`` of plain Python types only, so mmdet and
+mmseg load it with ``init_cfg=dict(type='Pretrained', checkpoint=...)`` and
+``torch.load(weights_only=True)``, without mmmcl's allow-list. mmengine's
+Pretrained init loads non-strictly and silently, so every export is checked
+against the member's backbone config first, and
+:func:`check_export_against_config` checks it against a transfer config.
+"""
+import copy
+import os
+import os.path as osp
+import re
+import tempfile
+from collections import OrderedDict
+from typing import Any, Dict, List, Mapping, Optional, Tuple
+
+import torch
+import torch.nn as nn
+from mmengine.config import Config
+from mmengine.registry import DefaultScope, Registry
+
+from mmmcl.registry import MODELS
+from mmmcl.utils.safe_load import load_from_local
+from mmmcl.version import __version__
+
+__all__ = [
+    'extract_backbone', 'member_backbone_cfg', 'check_backbone_state',
+    'load_cohort_checkpoint', 'save_backbone', 'export_backbone',
+    'check_export_against_config'
+]
+
+_MEMBER_KEY = re.compile(r'^members\.(\d+)\.')
+_WRAPPER_PREFIX = re.compile(r'^module\.')
+_LISTED = 10  # keys shown per kind in a mismatch report
+# The third conv of a ResNetV1c/V1d deep stem: mmdet / mmseg, mmpretrain.
+_DEEP_STEM = re.compile(r'^stem\.(6\.weight|2\.conv\.weight)$')
+
+
+def _strip_wrapper(key: str) -> str:
+    """Drop the ``module.`` prefix of a wrapped (DDP) model's keys."""
+    return _WRAPPER_PREFIX.sub('', key)
+
+
+def extract_backbone(state_dict: Mapping[str, torch.Tensor],
+                     member: int,
+                     checkpoint: Optional[str] = None) -> OrderedDict:
+    """The backbone weights of one cohort member.
+
+    Args:
+        state_dict (Mapping[str, Tensor]): A :class:`CohortDistiller` state
+            dict; keys may carry a wrapper's ``module.`` prefix.
+        member (int): Index i of the member.
+        checkpoint (str, optional): File the state dict came from, named in
+            errors. Defaults to None.
+
+    Returns:
+        OrderedDict: The keys ``members.{i}.backbone.*`` without that prefix;
+        heads, necks, auxiliary branches, embedding heads, aggregators, the
+        meta-network and the other members are left out.
+
+    Raises:
+        ValueError: No ``members.`` keys (not a cohort checkpoint), or no
+            member ``member``.
+    """
+    source = f"'{checkpoint}'" if checkpoint else 'The state dict'
+    keys = OrderedDict((_strip_wrapper(k), v) for k, v in state_dict.items())
+    indices = {int(m.group(1)) for m in map(_MEMBER_KEY.match, keys) if m}
+    if not indices:
+        roots = sorted({k.split('.')[0] for k in keys})
+        raise ValueError(
+            f'{source} is not a cohort checkpoint: no key starts with '
+            f'`members.<i>.` (its keys start with {roots[:_LISTED]}). For '
+            'a single classifier checkpoint use init_cfg=dict('
+            "type='Pretrained', checkpoint=..., prefix='backbone.') instead "
+            'of an export.')
+    if member not in indices:
+        raise ValueError(
+            f'{source} has no member {member}: it holds {len(indices)} '
+            f'members, valid member indices (--member) are 0 to '
+            f'{max(indices)}.')
+    prefix = f'members.{member}.backbone.'
+    weights = OrderedDict(
+        (k[len(prefix):], v) for k, v in keys.items() if k.startswith(prefix))
+    if not weights:
+        raise ValueError(f'{source}: member {member} has no backbone weights '
+                         f'(no key starts with `{prefix}`).')
+    return weights
+
+
+def member_backbone_cfg(cfg: Config, member: int, source: str) -> dict:
+    """``cfg.model.members[member].backbone`` as a plain dict.
+
+    The nearest ``_scope_`` of the distiller or the member is copied into it,
+    so that it builds on its own as it did inside the cohort.
+
+    Args:
+        cfg (Config): The cohort config.
+        member (int): Index i of the member.
+        source (str): Where the config came from, named in errors.
+    """
+    model = cfg.get('model')
+    members = model.get('members') if isinstance(model, dict) else None
+    if not isinstance(members, (list, tuple)) or not members:
+        raise ValueError(
+            f'The config of {source} has no `model.members`: it is not a '
+            'cohort config. Pass the config the cohort was trained with '
+            '(--config CONFIG).')
+    if not 0 <= member < len(members):
+        raise ValueError(
+            f'The config of {source} has no member {member}: it lists '
+            f'{len(members)} in `model.members`, valid member indices '
+            f'(--member) are 0 to {len(members) - 1}.')
+    backbone = members[member].get('backbone')
+    if not isinstance(backbone, dict) or 'type' not in backbone:
+        raise ValueError(f'The config of {source} has no '
+                         f'`model.members[{member}].backbone` with a `type`.')
+    backbone = _plain(backbone, f'model.members[{member}].backbone')
+    scope = backbone.get('_scope_') or members[member].get(
+        '_scope_') or model.get('_scope_')
+    if scope:
+        backbone['_scope_'] = scope
+    return backbone
+
+
+def _plain(value: Any, field: str) -> Any:
+    """``value`` as builtin dicts, lists, tuples and scalars, which
+    ``torch.load(weights_only=True)`` loads without an allow-list."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v, f'{field}.{k}') for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(
+            _plain(v, f'{field}[{i}]') for i, v in enumerate(value))
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    raise TypeError(f'`{field}` is a {type(value).__name__} ({value!r:.80}): '
+                    'an export keeps only plain Python values in its config '
+                    'fields; write it as a str, number, list or dict.')
+
+
+def _build_backbone(backbone_cfg: Mapping, registry: Registry) -> nn.Module:
+    """Build ``backbone_cfg`` without ``init_cfg`` under the registry's
+    scope (a current scope of another package would pick its types)."""
+    cfg = copy.deepcopy(dict(backbone_cfg))
+    cfg.pop('init_cfg', None)
+    with DefaultScope.overwrite_default_scope(registry.scope):
+        try:
+            return registry.build(cfg)
+        except KeyError as e:
+            type_name = str(cfg.get('type'))
+            if not type_name.startswith('mmmcl.') or registry.scope in (
+                    'mmmcl', 'mmpretrain'):
+                raise
+            raise KeyError(
+                f"{e.args[0]} mmmcl's registries are children of "
+                "mmpretrain's, and a `scope.X` type only resolves from a "
+                "child of MMEngine's root: write the backbone as "
+                f"dict(_scope_='mmmcl', type='{type_name[6:]}', ...).") from e
+
+
+def _target_name(module: nn.Module) -> str:
+    return f'{type(module).__module__}.{type(module).__name__}'
+
+
+def _listing(title: str, items: List[str]) -> str:
+    more = f', ... (+{len(items) - _LISTED} more)' \
+        if len(items) > _LISTED else ''
+    return f'\n  {title} [{len(items)}]: {", ".join(items[:_LISTED])}{more}'
+
+
+def _likely_fixes(missing: List[str], unexpected: List[str],
+                  mismatched: List[str], num_shared: int) -> List[str]:
+    fixes = []
+    if any(k.startswith('backbone.') for k in unexpected):
+        fixes.append('the weights still carry the `backbone.` prefix: '
+                     'export the member with tools/model_converters/'
+                     "export_backbone.py, or load with prefix='backbone.'")
+    deep_missing = any(map(_DEEP_STEM.match, missing))
+    deep_unexpected = any(map(_DEEP_STEM.match, unexpected))
+    if deep_missing and 'conv1.weight' in unexpected:
+        fixes.append(
+            'the target has a deep stem (`stem.*`: ResNetV1c/V1d) but the '
+            'weights a plain one (`conv1`, `bn1`): use the plain-stem type '
+            "`ResNet` in the target (mmseg's `r18b`/`r50b` configs do)")
+    elif deep_unexpected and 'conv1.weight' in missing:
+        fixes.append('the weights have a deep stem (`stem.*`: ResNetV1c/V1d)'
+                     ' but the target a plain one (`conv1`, `bn1`): use '
+                     "`type='mmpretrain.ResNetV1c'` in the target")
+    elif deep_missing and deep_unexpected:
+        fixes.append(
+            "the deep stems are named differently: mmpretrain's ResNetV1c/"
+            "V1d has `stem.<k>.conv`/`stem.<k>.bn`, mmdet's and mmseg's "
+            "`stem.<0,1,3,4,6,7>`; build the target as "
+            "`type='mmpretrain.ResNetV1c'`")
+    elif missing and unexpected and num_shared:
+        fixes.append('a same-named class of another package names its '
+                     "layers differently (e.g. mmdet's MobileNetV2): use "
+                     "the member's own type, e.g. "
+                     "`type='mmpretrain.MobileNetV2'` or "
+                     "`dict(_scope_='mmmcl', type='CifarResNet')`")
+    if not num_shared:
+        fixes.append('no key is shared: check --member (the members of a '
+                     'cohort may differ) and the backbone family')
+    if mismatched or not fixes:
+        fixes.append('the architectures differ: give the target the '
+                     "exported member's `depth`/`arch`/`widen_factor`/"
+                     '`block` (`meta.arch` in the export)')
+    return fixes
+
+
+def _compare(state_dict: Mapping[str, torch.Tensor], module: nn.Module,
+             target: str) -> None:
+    """Raise unless ``state_dict`` loads into ``module`` strictly."""
+    expected = module.state_dict()
+    missing = [k for k in expected if k not in state_dict]
+    unexpected = [k for k in state_dict if k not in expected]
+    mismatched = [
+        f'{k}: {tuple(v.shape)} vs {tuple(expected[k].shape)}'
+        for k, v in state_dict.items()
+        if k in expected and v.shape != expected[k].shape
+    ]
+    if not (missing or unexpected or mismatched):
+        return
+    num_shared = len(expected) - len(missing)
+    message = (f'The weights do not load into {target} '
+               f'({_target_name(module)}): {len(missing)} missing keys, '
+               f'{len(unexpected)} unexpected keys, {len(mismatched)} shape '
+               f'mismatches ({len(state_dict)} tensors given, '
+               f'{len(expected)} expected).')
+    if missing:
+        message += _listing('missing (in the target, not the weights)',
+                            missing)
+    if unexpected:
+        message += _listing('unexpected (in the weights, not the target)',
+                            unexpected)
+    if mismatched:
+        message += _listing('shape mismatches (weights vs target)',
+                            mismatched)
+    fixes = _likely_fixes(missing, unexpected, mismatched, num_shared)
+    raise ValueError(f'{message}\nLikely fix: {"; or ".join(fixes)}.')
+
+
+def check_backbone_state(state_dict: Mapping[str, torch.Tensor],
+                         backbone_cfg: Mapping,
+                         registry: Optional[Registry] = None) -> None:
+    """Check that ``state_dict`` loads strictly into a backbone.
+
+    Builds ``backbone_cfg`` (``init_cfg`` dropped) and compares keys and
+    shapes: mmengine's Pretrained init would skip every mismatch silently.
+
+    Args:
+        state_dict (Mapping[str, Tensor]): Backbone weights, no prefix.
+        backbone_cfg (Mapping): Config of the target backbone.
+        registry (Registry, optional): Registry to build it from, under its
+            scope: mmdet's or mmseg's ``MODELS`` for their own types (their
+            ``ResNet``, ``ResNetV1c``), with ``mmpretrain.X`` types by
+            prefix. Defaults to mmmcl's ``MODELS``.
+
+    Raises:
+        ValueError: Missing keys, unexpected keys or shape mismatches, the
+            first few of each listed, with the likely fix.
+    """
+    registry = MODELS if registry is None else registry
+    backbone = _build_backbone(backbone_cfg, registry)
+    _compare(state_dict, backbone, f'`{backbone_cfg.get("type")}`')
+
+
+def load_cohort_checkpoint(
+        checkpoint: str,
+        config: Optional[str] = None) -> Tuple[dict, Config, str]:
+    """Load a cohort checkpoint safely and the config it was trained with.
+
+    Args:
+        checkpoint (str): Checkpoint of a :class:`CohortDistiller`.
+        config (str, optional): Config file overriding the one mmengine's
+            Runner stored as text in ``meta.cfg``. Defaults to None.
+
+    Returns:
+        tuple: The state dict, the config and the config's text.
+    """
+    ckpt = load_from_local(checkpoint, map_location='cpu')
+    if not isinstance(ckpt, dict):
+        raise ValueError(f"'{checkpoint}' holds a {type(ckpt).__name__}, "
+                         'not a checkpoint dict.')
+    state_dict = ckpt.get('state_dict', ckpt)
+    if config is not None:
+        cfg = Config.fromfile(config)
+        return state_dict, cfg, cfg.pretty_text
+    meta = ckpt.get('meta')
+    text = meta.get('cfg') if isinstance(meta, dict) else None
+    if not isinstance(text, str):
+        raise ValueError(
+            f"'{checkpoint}' holds no config (`meta.cfg`, written by "
+            "mmengine's Runner): pass the config the cohort was trained "
+            'with (--config CONFIG).')
+    return state_dict, Config.fromstring(text, file_format='.py'), text
+
+
+def _save_atomic(obj: dict, out: str) -> None:
+    """``torch.save`` to a temporary file next to ``out``, then rename."""
+    out_dir = osp.dirname(osp.abspath(out))
+    os.makedirs(out_dir, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(
+        dir=out_dir, prefix=f'.{osp.basename(out)}.', suffix='.tmp')
+    try:
+        with os.fdopen(fd, 'wb') as f:
+            torch.save(obj, f)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, out)
+    except BaseException:
+        if osp.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def save_backbone(state_dict: Mapping[str, torch.Tensor],
+                  cfg: Config,
+                  member: int,
+                  out: str,
+                  config_text: Optional[str] = None,
+                  source_checkpoint: Optional[str] = None) -> Dict[str, Any]:
+    """Extract, check and write one member's backbone.
+
+    Args:
+        state_dict (Mapping[str, Tensor]): The cohort's state dict.
+        cfg (Config): The cohort config.
+        member (int): Index i of the member.
+        out (str): Output file, written atomically.
+        config_text (str, optional): Config text stored in the export.
+            Defaults to ``cfg.pretty_text``.
+        source_checkpoint (str, optional): File the weights came from;
+            None for a model in memory. Defaults to None.
+
+    Returns:
+        dict: ``out``, ``member``, ``arch`` (backbone type),
+        ``num_tensors`` and ``num_params``.
+    """
+    source = f"'{source_checkpoint}'" if source_checkpoint \
+        else 'the cohort in memory'
+    weights = extract_backbone(state_dict, member, source_checkpoint)
+    backbone_cfg = member_backbone_cfg(cfg, member, source)
+    backbone = _build_backbone(backbone_cfg, MODELS)
+    try:
+        _compare(weights, backbone, f'`model.members[{member}].backbone`')
+    except ValueError as e:
+        raise ValueError(f'Member {member} of {source} does not match its '
+                         f'config (a wrong --config?): {e}') from None
+    weights = OrderedDict((k, v.detach().cpu()) for k, v in weights.items())
+    meta = dict(
+        config=config_text if config_text is not None else cfg.pretty_text,
+        member=member,
+        arch=backbone_cfg,
+        mmmcl_version=__version__,
+        source_checkpoint=osp.abspath(source_checkpoint)
+        if source_checkpoint else None)
+    _save_atomic(dict(state_dict=weights, meta=meta), out)
+    return dict(
+        out=out,
+        member=member,
+        arch=backbone_cfg['type'],
+        num_tensors=len(weights),
+        num_params=sum(p.numel() for p in backbone.parameters()))
+
+
+def export_backbone(checkpoint: str,
+                    member: int,
+                    out: str,
+                    config: Optional[str] = None) -> Dict[str, Any]:
+    """Export member ``member`` of a cohort checkpoint to ``out``.
+
+    Args:
+        checkpoint (str): Checkpoint of a :class:`CohortDistiller`, loaded
+            with ``torch.load(weights_only=True)``.
+        member (int): Index i of the member.
+        out (str): Output file.
+        config (str, optional): Cohort config file; defaults to the one
+            stored in the checkpoint.
+
+    Returns:
+        dict: See :func:`save_backbone`.
+    """
+    state_dict, cfg, text = load_cohort_checkpoint(checkpoint, config)
+    return save_backbone(
+        state_dict, cfg, member, out, config_text=text,
+        source_checkpoint=checkpoint)
+
+
+def check_export_against_config(export_path: str,
+                                config_path: str) -> Dict[str, Any]:
+    """Check that an export loads strictly into a transfer config's backbone.
+
+    Args:
+        export_path (str): File written by :func:`export_backbone`.
+        config_path (str): An mmdet, mmseg or mmmcl config; its
+            ``default_scope`` picks the registry ``model.backbone`` is built
+            from (``init_cfg`` dropped).
+
+    Returns:
+        dict: ``target`` (class of the built backbone) and ``num_tensors``.
+
+    Raises:
+        ValueError: The export does not fit; see :func:`check_backbone_state`.
+    """
+    export = load_from_local(export_path, map_location='cpu')
+    if not isinstance(export, dict) or not isinstance(
+            export.get('state_dict'), Mapping):
+        raise ValueError(f"'{export_path}' is not a backbone export (no "
+                         '`state_dict`): write one with '
+                         'tools/model_converters/export_backbone.py.')
+    cfg = Config.fromfile(config_path)
+    model = cfg.get('model')
+    backbone_cfg = model.get('backbone') if isinstance(model, dict) else None
+    if not isinstance(backbone_cfg, dict):
+        raise ValueError(f'{config_path} has no `model.backbone` to load '
+                         f"'{export_path}' into.")
+    registry = MODELS
+    if cfg.get('default_scope') == 'mmdet':
+        from mmdet.registry import MODELS as registry
+    elif cfg.get('default_scope') == 'mmseg':
+        from mmseg.registry import MODELS as registry
+    backbone = _build_backbone(backbone_cfg, registry)
+    meta = export.get('meta') or {}
+    try:
+        _compare(export['state_dict'], backbone, '`model.backbone`')
+    except ValueError as e:
+        arch = (meta.get('arch') or {}).get('type')
+        raise ValueError(
+            f"'{export_path}' (member {meta.get('member')}, {arch}) does not "
+            f'fit `model.backbone` of {config_path} (built from the '
+            f'{registry.scope} registry): {e}') from None
+    return dict(
+        target=_target_name(backbone), num_tensors=len(export['state_dict']))
