@@ -36,12 +36,12 @@ COHORTS = {
 TRANSFER = {
     'det': dict(
         config='configs/transfer/mmdet/'
-        'faster-rcnn_cifar-r20-fpn_1xb8-12e_mnist-canvas.py',
+        'faster-rcnn_cifar-r20-fpn_1xb8-4e_mnist-canvas.py',
         metric='coco/bbox_mAP',
         name='Faster R-CNN bbox mAP'),
     'seg': dict(
-        config='configs/transfer/mmseg/fcn_cifar-r20_1xb8-2k_mnist-canvas-'
-        '96x96.py',
+        config='configs/transfer/mmseg/'
+        'fcn_cifar-r20_1xb8-600iter_mnist-canvas-96x96.py',
         metric='mIoU',
         name='FCN mIoU'),
 }
@@ -56,16 +56,10 @@ def parse_args() -> argparse.Namespace:
         '--work-dir', default=osp.join(ROOT, 'work_dirs', 'demo'))
     parser.add_argument(
         '--data-root',
-        default=osp.join(ROOT, 'data', 'mnist_canvas'),
-        help='where the canvases are written once and reused')
+        help='where the canvases are written once and reused (default '
+        'data/mnist_canvas, with --tiny WORK_DIR/mnist_canvas)')
     parser.add_argument(
         '--pretrain-epochs', type=int, help='override the 15 epochs')
-    parser.add_argument(
-        '--det-epochs', type=int, default=4,
-        help='fine-tuning epochs of the detector (default 4)')
-    parser.add_argument(
-        '--seg-iters', type=int, default=600,
-        help='fine-tuning iterations of the segmentor (default 600)')
     parser.add_argument(
         '--tiny', action='store_true',
         help='a few iterations per stage on a few images (a smoke test)')
@@ -101,7 +95,7 @@ def pretrain(name: str, config: str, args: argparse.Namespace,
             options.append(f'train_cfg.max_epochs={args.pretrain_epochs}')
         if args.tiny:
             options += [
-                'train_cfg.max_epochs=1',
+                'train_cfg.max_epochs=2',
                 'train_dataloader.dataset.num_per_class=20',
                 'val_dataloader.dataset.num_per_class=5'
             ]
@@ -152,17 +146,15 @@ def fine_tune(task: str, init: str, backbone: Optional[str],
     spec = TRANSFER[task]
     options = data_options(task, args.data_root)
     if backbone is not None:
-        options += [f'pretrained={backbone}']
-    if task == 'det':
-        epochs = 1 if args.tiny else args.det_epochs
-        options += [f'train_cfg.max_epochs={epochs}',
-                    f'train_cfg.val_interval={epochs}',
-                    f'default_hooks.checkpoint.interval={epochs}']
-    else:
-        iters = 4 if args.tiny else args.seg_iters
-        options += [f'train_cfg.max_iters={iters}',
-                    f'train_cfg.val_interval={iters}',
-                    f'default_hooks.checkpoint.interval={iters}']
+        options.append(f'pretrained={backbone}')
+    elif task == 'det':  # nothing to keep frozen: train every layer
+        options += ['model.backbone.frozen_stages=-1',
+                    'model.backbone.norm_eval=False']
+    if args.tiny:
+        options += ['train_cfg.max_epochs=1'] if task == 'det' else [
+            'train_cfg.max_iters=4', 'train_cfg.val_interval=4',
+            'default_hooks.checkpoint.interval=4'
+        ]
     if not stage_done(latest(osp.join(work_dir, 'best_*.pth')), args.redo,
                       f'fine-tune {task} from {init}'):
         run([sys.executable, 'tools/train.py', spec['config'], '--work-dir',
@@ -170,10 +162,11 @@ def fine_tune(task: str, init: str, backbone: Optional[str],
     test_dir = osp.join(work_dir, 'test')
     if not stage_done(latest(osp.join(test_dir, '*', '*.json')), args.redo,
                       f'test {task} from {init}'):
-        vis = ['default_hooks.visualization.draw=True',
-               'default_hooks.visualization.interval=25']
-        if task == 'det':
-            vis.append('default_hooks.visualization.test_out_dir=vis')
+        # det: every test canvas into test/<time>/vis; seg: the canvases
+        # of every 6th batch into test/<time>/vis_data/vis_image
+        vis = ['default_hooks.visualization.draw=True']
+        vis.append('default_hooks.visualization.test_out_dir=vis' if task ==
+                   'det' else 'default_hooks.visualization.interval=6')
         run([sys.executable, 'tools/test.py', spec['config'],
              latest(osp.join(work_dir, 'best_*.pth')), '--work-dir',
              test_dir, '--cfg-options'] + options + vis)
@@ -221,6 +214,9 @@ def main() -> int:
     os.makedirs(work, exist_ok=True)
     from mmmcl.datasets import prepare_mnist_canvas
     canvas = dict(num_canvases=(16, 8, 8)) if args.tiny else {}
+    if args.data_root is None:
+        args.data_root = osp.join(work, 'mnist_canvas') if args.tiny \
+            else osp.join(ROOT, 'data', 'mnist_canvas')
     prepare_mnist_canvas(args.data_root, progress=True, **canvas)
 
     rows, backbones = [], {'scratch': None}

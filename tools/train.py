@@ -20,11 +20,13 @@ import sys
 from typing import List, Optional
 
 from mmengine.config import Config, DictAction
+from mmengine.logging import print_log
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 from mmmcl.engine.model_wrappers import prepare_distributed
-from mmmcl.utils import check_data_roots  # importing mmmcl: safe loading
+# importing mmmcl turns on its safe checkpoint loading
+from mmmcl.utils import apply_pretrained, check_data_roots
 
 AMP_WRAPPER = 'AmpOptimWrapper'
 
@@ -118,6 +120,10 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
     cfg.launcher = args.launcher
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
+    path = apply_pretrained(cfg)
+    if path is not None:
+        print_log(f'pretrained={path}: model.backbone.init_cfg loads it',
+                  logger='current')
 
     if args.work_dir is not None:
         cfg.work_dir = args.work_dir

@@ -1,4 +1,5 @@
-"""Exact resume of an L-MCL cohort: n steps straight == k, crash, resume."""
+"""Exact resume of an L-MCL cohort: n steps straight == k, crash, resume
+(in-batch and memory-bank contrast, at an epoch boundary and mid-epoch)."""
 from pathlib import Path
 
 import pytest
@@ -34,13 +35,15 @@ class InterruptAfter(Hook):
             raise Interrupted
 
 
-def tiny_cfg(work_dir: Path, by_epoch: bool) -> Config:
+def tiny_cfg(work_dir: Path, by_epoch: bool, bank: bool = False) -> Config:
     """The MNIST-5k L-MCL config shrunk to 3 iterations per epoch.
 
     60 training images, batches of 10 digits x 2, ResNet-8 members and a
     meta step every 2 iterations. Epoch-based: 3 epochs, a warm-up epoch
     then a cosine. Iteration-based: 7 iterations (so epochs end mid-run),
     a 2-iteration warm-up then a cosine. The lr changes at every step.
+    ``bank``: memory banks (4 negatives a sample) instead of in-batch
+    negatives.
     """
     cfg = Config.fromfile(CONFIG)
     for member in cfg.model.members:
@@ -71,6 +74,14 @@ def tiny_cfg(work_dir: Path, by_epoch: bool) -> Config:
         dict(type='MetaStepHook'),
         dict(type='RandomStateHook')
     ]
+    if bank:
+        cfg.model.contrast_loss = dict(
+            type='MemoryBankContrastLoss', num_samples=60, feat_dim=8,
+            num_members=2)
+        cfg.train_dataloader.dataset = dict(
+            type='ContrastIndexDataset', num_negatives=4,
+            dataset=cfg.train_dataloader.dataset)
+        cfg.custom_hooks.append(dict(type='ContrastIndexHook'))
     cfg.work_dir = str(work_dir)
     cfg.experiment_name = work_dir.name
     return cfg
@@ -87,12 +98,15 @@ def train(cfg: Config, stop=None) -> Runner:
     return runner
 
 
-@pytest.mark.parametrize('by_epoch,stop,end', [(True, 2, 3), (False, 4, 7)],
-                         ids=['epoch_2_of_3', 'iter_4_of_7'])
-def test_resume_is_exact(tmp_path, by_epoch, stop, end):
+@pytest.mark.parametrize(
+    'by_epoch,stop,end,bank', [(True, 2, 3, False), (False, 4, 7, False),
+                               (True, 2, 3, True), (False, 4, 7, True)],
+    ids=['epoch_2_of_3', 'iter_4_of_7', 'bank_epoch_2_of_3',
+         'bank_iter_4_of_7'])
+def test_resume_is_exact(tmp_path, by_epoch, stop, end, bank):
     unit = 'epoch' if by_epoch else 'iter'
-    straight = train(tiny_cfg(tmp_path / 'straight', by_epoch))
-    crashed = tiny_cfg(tmp_path / 'crashed', by_epoch)
+    straight = train(tiny_cfg(tmp_path / 'straight', by_epoch, bank))
+    crashed = tiny_cfg(tmp_path / 'crashed', by_epoch, bank)
     train(crashed, stop=stop)
     assert not (tmp_path / 'crashed' / f'{unit}_{end}.pth').exists()
     crashed.resume = True
@@ -103,8 +117,11 @@ def test_resume_is_exact(tmp_path, by_epoch, stop, end):
     a = load_from_local(str(tmp_path / 'straight' / f'{unit}_{end}.pth'))
     b = load_from_local(str(tmp_path / 'crashed' / f'{unit}_{end}.pth'))
     assert a['state_dict'].keys() == b['state_dict'].keys()
+    assert any(k.startswith('meta_net.') for k in a['state_dict'])
+    assert bank == any(k.startswith('contrast_loss.bank') for k in
+                       a['state_dict'])
     for key, value in a['state_dict'].items():
-        # Members, auxiliary branches, BN statistics and the meta-network.
+        # Members, branches, BN statistics, the meta-network and banks.
         assert torch.equal(value, b['state_dict'][key]), key
     for name in ('cohort', 'meta'):
         state_a = a['optimizer'][name]['state']
@@ -122,3 +139,9 @@ def test_resume_is_exact(tmp_path, by_epoch, stop, end):
     sampler_b = resumed.train_dataloader.batch_sampler
     assert sampler_a.epoch == sampler_b.epoch
     assert list(sampler_a) == list(sampler_b)
+    if bank:  # the bank rows the next batches would bring
+        data_a = straight.train_dataloader.dataset
+        data_b = resumed.train_dataloader.dataset
+        assert data_a.epoch == data_b.epoch
+        assert all((data_a.contrast_idx(i) == data_b.contrast_idx(i)).all()
+                   for i in range(len(data_a)))

@@ -1,0 +1,16 @@
+# Faster R-CNN R18-FPN on Pascal VOC 07+12 trainval, tested on VOC07 test
+# (8 GPUs x 2 images; 4 epochs of the 3x repeated set = 12 epochs) with an
+# MCL ResNet-18 member, frozen_stages=1 and norm_eval as on COCO.
+_base_ = 'mmdet::pascal_voc/faster-rcnn_r50_fpn_1x_voc0712.py'
+
+pretrained = None  # path of an mmmcl export, e.g. work_dirs/<cohort>/backbones/member0.pth  # noqa: E501
+
+model = dict(
+    backbone=dict(
+        depth=18,
+        frozen_stages=1,
+        norm_eval=True,
+        # None: random init, replacing the base's torchvision://resnet50
+        init_cfg=dict(type='Pretrained', checkpoint=pretrained)
+        if pretrained else None),
+    neck=dict(in_channels=[64, 128, 256, 512]))
