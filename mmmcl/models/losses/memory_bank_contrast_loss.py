@@ -1,4 +1,5 @@
 import math
+from functools import lru_cache
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
@@ -135,7 +136,7 @@ class MemoryBankContrastLoss(nn.Module):
         emb = torch.stack([e for net in embeddings for e in net])
         batch_size = emb.shape[1]
         self._check_idx(idx, batch_size)
-        pairs = _BlockPairs(num_stages, self.vcl_bank, emb.device)
+        pairs = _block_pairs(tuple(num_stages), self.vcl_bank, emb.device)
         if weights is None:
             weights = emb.new_ones(pairs.num_blocks, batch_size)
         elif weights.shape != (pairs.num_blocks, batch_size):
@@ -262,6 +263,13 @@ def _mutual_kl(logits: Tensor, pair_weights: Tensor) -> Tensor:
     neg_entropy = (q * log_q).sum(-1)  # (N, b)
     cross = torch.einsum('tbc,sbc->stb', q, log_p)
     return (pair_weights * (neg_entropy.unsqueeze(0) - cross)).sum()
+
+
+@lru_cache(maxsize=8)
+def _block_pairs(num_stages: Tuple[int, ...], vcl_bank: str,
+                 device: torch.device) -> '_BlockPairs':
+    """The (read-only) block layout of a cohort, built once per shape."""
+    return _BlockPairs(num_stages, vcl_bank, device)
 
 
 class _BlockPairs:
