@@ -17,7 +17,7 @@ EXAMPLES = {
     'MODELS': 'CifarResNet',
     'DATASETS': 'MNIST5k',
     'DATA_SAMPLERS': 'ClassBalancedBatchSampler',
-    'HOOKS': 'MetaStepHook',
+    'HOOKS': 'CohortProgressHook',
     'OPTIM_WRAPPER_CONSTRUCTORS': 'CohortOptimWrapperConstructor',
     'METRICS': 'CohortAccuracy',
     'RUNNERS': None,

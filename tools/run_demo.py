@@ -1,26 +1,34 @@
 """The main job on the embedded data, end to end.
 
-1. pretrain an L-MCL cohort and an independent baseline on MNIST-5k;
+1. pretrain an L-MCL cohort and an independent baseline on MNIST-5k, in
+   the regime that the regime study picked (few labelled images per digit,
+   a long schedule, ramped-up distillation: see ``REGIME``);
 2. export member 0's backbone of each (and check it against the transfer
    configs);
-3. fine-tune Faster R-CNN and a segmentor on the MNIST canvases (held-out
-   digits) from (a) the L-MCL backbone, (b) the baseline backbone, (c) no
-   pre-training, and test them (bbox mAP, mIoU);
-4. print and save one table, curves of the fine-tunings and a few test
+3. fine-tune Faster R-CNN and a segmentor on few labelled MNIST canvases
+   (held-out digits) from (a) the L-MCL backbone, (b) the baseline
+   backbone, (c) no pre-training, under each seed of ``--finetune-seeds``,
+   and test them (bbox mAP, mIoU);
+4. print and save the tables (``WORK_DIR/results.txt``, and with
+   provenance ``--out``), curves of the fine-tunings and a few test
    canvases with the predictions drawn.
+
+Everything is seeded: two runs print the same tables.
 
 Every stage is an ordinary ``tools/train.py`` / ``tools/test.py`` /
 ``tools/model_converters/export_backbone.py`` call (printed before it runs),
 which a user can run alone; this script only chains them. A stage whose
 output exists is skipped unless ``--redo`` is given.
 
-    python tools/run_demo.py [--work-dir work_dirs/demo] [--redo]
+    python tools/run_demo.py [--work-dir work_dirs/demo] [--redo] \
+        [--finetune-seeds 0 1 2] [--out results/demo/demo.json]
 """
 import argparse
 import glob
 import json
 import os
 import os.path as osp
+import statistics
 import subprocess
 import sys
 import time
@@ -29,10 +37,18 @@ from typing import Dict, List, Optional
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+# The regime study's pick (tools/analysis_tools/regime_study.py).
 COHORTS = {
-    'L-MCL': 'configs/lmcl/lmcl_resnet20x2_1xb100-15e_mnist5k.py',
-    'baseline': 'configs/baseline/baseline_resnet20x2_1xb100-15e_mnist5k.py',
+    'L-MCL': 'configs/lmcl/lmcl-ramp_resnet20x2_1xb20-8e_mnist5k-20pd.py',
+    'baseline':
+    'configs/baseline/baseline_resnet20x2_1xb20-8e_mnist5k-20pd.py',
 }
+REGIME = ('ResNet-20 pairs, 20 labelled images a digit, 8 epochs of 25 '
+          'batches of 10 digits x 2, L-MCL ramped up (sigmoid)')
+STUDY = 'results/regime_study/confirm.png'
+# how many training canvases the fine-tunings see (few: pre-training can
+# matter), set in the transfer configs
+TRAIN_CANVASES = 100
 TRANSFER = {
     'det': dict(
         config='configs/transfer/mmdet/'
@@ -63,6 +79,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         '--tiny', action='store_true',
         help='a few iterations per stage on a few images (a smoke test)')
+    parser.add_argument(
+        '--finetune-seeds', nargs='+', type=int, default=[0],
+        help='a fine-tuning of every (task, backbone) per seed')
+    parser.add_argument(
+        '--out', help='also write the tables with their provenance to this '
+        'JSON file (default WORK_DIR/results.json)')
     parser.add_argument(
         '--redo', action='store_true', help='rerun finished stages')
     return parser.parse_args()
@@ -96,7 +118,7 @@ def pretrain(name: str, config: str, args: argparse.Namespace,
         if args.tiny:
             options += [
                 'train_cfg.max_epochs=2',
-                'train_dataloader.dataset.num_per_class=20',
+                'train_dataloader.batch_sampler.num_batches=2',
                 'val_dataloader.dataset.num_per_class=5'
             ]
         run([sys.executable, 'tools/train.py', config, '--work-dir', work_dir]
@@ -140,16 +162,18 @@ def data_options(task: str, data_root: str) -> List[str]:
     return options
 
 
-def fine_tune(task: str, init: str, backbone: Optional[str],
+def fine_tune(task: str, init: str, backbone: Optional[str], seed: int,
               args: argparse.Namespace, work_dir: str) -> float:
-    """Fine-tune and test one (task, init); the test metric."""
+    """Fine-tune and test one (task, init, seed); the test metric."""
     spec = TRANSFER[task]
-    options = data_options(task, args.data_root)
+    options = data_options(task, args.data_root) + [f'randomness.seed={seed}']
     if backbone is not None:
-        options.append(f'pretrained={backbone}')
-    elif task == 'det':  # nothing to keep frozen: train every layer
-        options += ['model.backbone.frozen_stages=-1',
-                    'model.backbone.norm_eval=False']
+        options.append(f'model.backbone.init_cfg.checkpoint={backbone}')
+    else:  # scratch, said explicitly: the backbone's own random init
+        options.append('model.backbone.init_cfg=None')
+        if task == 'det':  # nothing to keep frozen: train every layer
+            options += ['model.backbone.frozen_stages=-1',
+                        'model.backbone.norm_eval=False']
     if args.tiny:
         options += ['train_cfg.max_epochs=1'] if task == 'det' else [
             'train_cfg.max_iters=4', 'train_cfg.val_interval=4',
@@ -174,15 +198,15 @@ def fine_tune(task: str, init: str, backbone: Optional[str],
         return json.load(f)[spec['metric']]
 
 
-def plot_curves(work_dir: str, task: str) -> str:
+def plot_curves(work_dir: str, task: str, seed: int) -> str:
     """Training loss of the three fine-tunings of a task, one PNG."""
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(6, 4))
     for init in INITS:
-        log = latest(osp.join(work_dir, f'{task}_{init}', '*', 'vis_data',
-                              'scalars.json'))
+        log = latest(osp.join(work_dir, f'{task}_{init}_seed{seed}', '*',
+                              'vis_data', 'scalars.json'))
         steps, losses = [], []
         with open(log) as f:
             for line in f:
@@ -201,10 +225,35 @@ def plot_curves(work_dir: str, task: str) -> str:
 
 
 def format_table(header: List[str], rows: List[List[str]]) -> str:
-    widths = [max(len(r[i]) for r in rows + [header])
-              for i in range(len(header))]
-    return '\n'.join('  '.join(c.ljust(w) for c, w in zip(r, widths))
-                     for r in [header] + rows)
+    """A markdown table."""
+    return '\n'.join('| ' + ' | '.join(r) + ' |' for r in
+                     [header, ['---'] * len(header)] + rows)
+
+
+def mean_std(values: List[float], scale: float) -> str:
+    """``m`` for one value, ``m ± s`` (sample std) for several."""
+    values = [scale * v for v in values]
+    if len(values) == 1:
+        return f'{values[0]:.1f}'
+    return f'{statistics.mean(values):.1f} ± {statistics.stdev(values):.1f}'
+
+
+def tables(rows: List[List[str]], transfer: Dict[tuple, List[float]],
+           seeds: List[int]) -> str:
+    """The demo's two tables and what they are."""
+    inits = [[init] + [
+        mean_std(transfer[task, init], 100 if task == 'det' else 1)
+        for task in TRANSFER] for init in INITS]
+    return '\n'.join([
+        f'MNIST-5k pretraining ({REGIME}; the regime study: {STUDY}), '
+        'test split, checkpoint chosen on val, seed 0:', '',
+        format_table(['cohort', 'member0 top-1', 'member1 top-1',
+                      'ensemble top-1'], rows), '',
+        f'Transfer to {TRAIN_CANVASES} labelled MNIST canvases (held-out '
+        "digits), test split, member 0's backbone, fine-tuning seeds "
+        f'{seeds}' + (' (mean ± std)' if len(seeds) > 1 else '') + ':', '',
+        format_table(['backbone'] + [t['name'] for t in TRANSFER.values()],
+                     inits)])
 
 
 def main() -> int:
@@ -228,31 +277,33 @@ def main() -> int:
             cohort_dir, config,
             osp.join(work, 'backbones', f'{name.lower()}_member0.pth'),
             args.redo)
+    seeds = args.finetune_seeds
     transfer = {
-        (task, init): fine_tune(task, init, backbones[init], args,
-                                osp.join(work, f'{task}_{init}'))
+        (task, init): [
+            fine_tune(task, init, backbones[init], seed, args,
+                      osp.join(work, f'{task}_{init}_seed{seed}'))
+            for seed in seeds
+        ]
         for task in TRANSFER for init in INITS
     }
-    plots = [plot_curves(work, task) for task in TRANSFER]
+    plots = [plot_curves(work, task, seeds[0]) for task in TRANSFER]
 
-    table = '\n'.join([
-        'MNIST-5k pretraining, test split (checkpoint chosen on val), '
-        'ResNet-20 pairs:',
-        format_table(['cohort', 'member0 top-1', 'member1 top-1',
-                      'ensemble top-1'], rows), '',
-        'Transfer to MNIST canvases (held-out digits), test split, '
-        'member 0\'s backbone:',
-        format_table(['backbone'] + [t['name'] for t in TRANSFER.values()],
-                     [[init] + [f'{100 * transfer[task, init]:.1f}'
-                                if task == 'det' else
-                                f'{transfer[task, init]:.1f}'
-                                for task in TRANSFER] for init in INITS]),
-        '', f'plots: {", ".join(plots)}; predictions drawn under '
-        f'{work}/*_*/test/', f'wall time {time.time() - start:.0f} s'
-    ])
+    table = tables(rows, transfer, seeds)
+    wall = time.time() - start
     print(table)
+    print(f'\nplots: {", ".join(plots)}; predictions drawn under '
+          f'{work}/*_*/test/; wall time {wall:.0f} s')
     with open(osp.join(work, 'results.txt'), 'w') as f:
         f.write(table + '\n')
+    from mmmcl.utils.provenance import write_result
+    write_result(args.out or osp.join(work, 'results.json'), dict(
+        table=table, regime=REGIME, cohorts=COHORTS,
+        finetune_seeds=seeds, train_canvases=TRAIN_CANVASES,
+        pretraining={name: dict(zip(CLASSIFICATION, map(float, r[1:])))
+                     for name, r in zip(COHORTS, rows)},
+        transfer={f'{task}/{init}': v for (task, init), v in
+                  transfer.items()},
+        tiny=args.tiny, wall_s=round(wall, 1)))
     return 0
 
 

@@ -1,7 +1,8 @@
 """Evaluate a checkpoint on a config's test set.
 
     python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out FILE.pkl]
-        [--cfg-options KEY=VALUE ...] [--launcher {none,pytorch,slurm,mpi}]
+        [--amp] [--cfg-options KEY=VALUE ...]
+        [--launcher {none,pytorch,slurm,mpi}]
 
 As ``tools/train.py``: any config (mmmcl, mmpretrain, mmdet, mmseg); the
 checkpoint is loaded with ``torch.load(weights_only=True)`` and mmmcl's
@@ -18,7 +19,8 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 from mmmcl.engine.model_wrappers import prepare_distributed
-from mmmcl.utils import check_data_roots  # importing mmmcl: safe loading
+# importing mmmcl turns on its safe checkpoint loading
+from mmmcl.utils import check_data_roots, drop_disabled_hooks
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -32,6 +34,11 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument(
         '--out',
         help='dump the predictions to this pickle file (.pkl or .pickle)')
+    parser.add_argument(
+        '--amp',
+        action='store_true',
+        help='test under autocast (test_cfg.fp16=True: fp16 on a GPU, '
+        'bf16 on a CPU)')
     parser.add_argument(
         '--cfg-options',
         nargs='+',
@@ -76,6 +83,7 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
     cfg.launcher = args.launcher
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
+    drop_disabled_hooks(cfg)  # default_hooks.<mmmcl hook>=None: off
     if args.work_dir is not None:
         cfg.work_dir = args.work_dir
     elif cfg.get('work_dir') is None:
@@ -85,6 +93,14 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
     cfg.resume = False
     if args.out is not None:
         cfg.test_evaluator = _add_dump(cfg.get('test_evaluator'), args.out)
+    if args.amp:
+        test_cfg = cfg.get('test_cfg') or {}
+        if test_cfg.get('type', 'TestLoop') not in ('TestLoop',
+                                                    'mmengine.TestLoop'):
+            raise ValueError(
+                f"--amp sets test_cfg.fp16, which mmengine's TestLoop takes; "
+                f"the config's test_cfg.type is {test_cfg['type']!r}")
+        cfg.test_cfg = dict(test_cfg, fp16=True)
     return cfg
 
 

@@ -17,18 +17,20 @@ import argparse
 import os
 import os.path as osp
 import sys
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 from mmengine.config import Config, DictAction
-from mmengine.logging import print_log
+from mmengine.device import get_device
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 from mmmcl.engine.model_wrappers import prepare_distributed
 # importing mmmcl turns on its safe checkpoint loading
-from mmmcl.utils import apply_pretrained, check_data_roots
+from mmmcl.utils import check_data_roots, drop_disabled_hooks
 
 AMP_WRAPPER = 'AmpOptimWrapper'
+# where mmengine's AmpOptimWrapper runs (it asserts one of these)
+AMP_DEVICES = ('cuda', 'npu', 'mlu', 'musa')
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -49,7 +51,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         '--amp',
         action='store_true',
         help='automatic mixed precision (AmpOptimWrapper, dynamic loss '
-        'scale)')
+        'scale; needs a GPU: on a CPU-only machine it stops with the fix)')
     parser.add_argument(
         '--auto-scale-lr',
         action='store_true',
@@ -79,19 +81,46 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     return args
 
 
-def _optim_wrapper_dicts(optim_wrapper: dict) -> List[dict]:
-    """The dicts that build one optimizer wrapper each.
+def _optim_wrapper_dicts(optim_wrapper: dict) -> List[Tuple[str, dict]]:
+    """The dicts that build one optimizer wrapper each, with their field.
 
     A plain ``optim_wrapper`` is one. A config with a ``constructor`` (e.g.
     mmmcl's ``CohortOptimWrapperConstructor``) may hold one sub-dict per
     optimizer: every sub-dict with an ``optimizer`` key.
     """
     if 'optimizer' in optim_wrapper:
-        return [optim_wrapper]
-    return [
-        value for value in optim_wrapper.values()
-        if isinstance(value, dict) and 'optimizer' in value
+        return [('optim_wrapper', optim_wrapper)]
+    return [(f'optim_wrapper.{key}', value)
+            for key, value in optim_wrapper.items()
+            if isinstance(value, dict) and 'optimizer' in value]
+
+
+def check_amp_device(cfg: Config, device: Optional[str] = None) -> None:
+    """Fail with the fix, not mmengine's assertion, where AMP cannot run.
+
+    mmengine's AmpOptimWrapper (autocast with a GradScaler) asserts a CUDA,
+    NPU, MLU or MUSA device when it is built.
+
+    Args:
+        cfg (Config): The config, after the command line.
+        device (str, optional): The device kind; defaults to mmengine's
+            ``get_device()``.
+    """
+    device = get_device() if device is None else device
+    if device in AMP_DEVICES:
+        return
+    fields = [
+        f'{field}.type' for field, wrapper in _optim_wrapper_dicts(
+            cfg.get('optim_wrapper') or {})
+        if wrapper.get('type') == AMP_WRAPPER
     ]
+    if fields:
+        raise RuntimeError(
+            f'Mixed precision ({AMP_WRAPPER} at {", ".join(fields)}, which '
+            f'--amp sets) needs a GPU ({" / ".join(AMP_DEVICES)}), and this '
+            f"machine has only '{device}', where mmengine's {AMP_WRAPPER} "
+            'does not run. Train in fp32 here: drop --amp (or set those '
+            "fields to 'OptimWrapper').")
 
 
 def enable_amp(cfg: Config) -> None:
@@ -103,7 +132,7 @@ def enable_amp(cfg: Config) -> None:
             '--amp: found no optimizer in the config\'s optim_wrapper '
             '(neither optim_wrapper.optimizer nor a sub-dict with an '
             '`optimizer` key)')
-    for wrapper in wrappers:
+    for _, wrapper in wrappers:
         wrapper_type = wrapper.get('type', 'OptimWrapper')
         if wrapper_type == AMP_WRAPPER:
             continue
@@ -120,10 +149,7 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
     cfg.launcher = args.launcher
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
-    path = apply_pretrained(cfg)
-    if path is not None:
-        print_log(f'pretrained={path}: model.backbone.init_cfg loads it',
-                  logger='current')
+    drop_disabled_hooks(cfg)  # default_hooks.<mmmcl hook>=None: off
 
     if args.work_dir is not None:
         cfg.work_dir = args.work_dir
@@ -160,6 +186,7 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
 def main(argv: Optional[List[str]] = None) -> None:
     args = parse_args(argv)
     cfg = merge_args(Config.fromfile(args.config), args)
+    check_amp_device(cfg)
     check_data_roots(cfg)
     prepare_distributed(cfg)  # the cohort's DDP wrapper; gloo without CUDA
     if 'runner_type' in cfg:

@@ -13,16 +13,20 @@ default_hooks = dict(
         save_best='ensemble/accuracy/top1',
         rule='greater'),
     sampler_seed=dict(type='DistSamplerSeedHook'),
-)
-custom_hooks = [
-    dict(type='MetaStepHook'),
+    # mmmcl's own hooks are default hooks too, under names: mmengine's
+    # Runner registers every key of `default_hooks`, and a child config's
+    # `default_hooks` merges by key, so `custom_hooks = [...]` (e.g.
+    # ExportBackbonesHook) adds to them instead of dropping them. Switch one
+    # off with `default_hooks.<name>=None` in mmmcl's tools/train.py and
+    # tools/test.py (a plain Runner asserts on None: pop the key instead).
+    cohort_progress=dict(type='CohortProgressHook'),
     # Same interval as the checkpoint hook.
-    dict(type='CohortPlotHook', interval=1),
-    dict(type='CohortSanityHook'),
-    dict(type='RandomStateHook'),
+    cohort_plot=dict(type='CohortPlotHook', interval=1),
+    cohort_sanity=dict(type='CohortSanityHook'),
+    random_state=dict(type='RandomStateHook'),
     # Memory banks only: bank size check, epoch of the bank-row draws.
-    dict(type='ContrastIndexHook'),
-]
+    contrast_index=dict(type='ContrastIndexHook'),
+)
 
 env_cfg = dict(
     cudnn_benchmark=False,

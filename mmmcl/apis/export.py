@@ -14,7 +14,7 @@ import os.path as osp
 import re
 import tempfile
 from collections import OrderedDict
-from typing import Any, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Dict, Mapping, Optional, Tuple
 
 import torch
 import torch.nn as nn
@@ -23,6 +23,8 @@ from mmengine.registry import DefaultScope, Registry
 
 from mmmcl.registry import MODELS
 from mmmcl.utils.safe_load import load_from_local
+from mmmcl.utils.state_dict_diff import (LISTED, class_name, describe_diff,
+                                         diff_state_dict)
 from mmmcl.version import __version__
 
 __all__ = [
@@ -33,9 +35,6 @@ __all__ = [
 
 _MEMBER_KEY = re.compile(r'^members\.(\d+)\.')
 _WRAPPER_PREFIX = re.compile(r'^module\.')
-_LISTED = 10  # keys shown per kind in a mismatch report
-# The third conv of a ResNetV1c/V1d deep stem: mmdet / mmseg, mmpretrain.
-_DEEP_STEM = re.compile(r'^stem\.(6\.weight|2\.conv\.weight)$')
 
 
 def _strip_wrapper(key: str) -> str:
@@ -71,7 +70,7 @@ def extract_backbone(state_dict: Mapping[str, torch.Tensor],
         roots = sorted({k.split('.')[0] for k in keys})
         raise ValueError(
             f'{source} is not a cohort checkpoint: no key starts with '
-            f'`members.<i>.` (its keys start with {roots[:_LISTED]}). For '
+            f'`members.<i>.` (its keys start with {roots[:LISTED]}). For '
             'a single classifier checkpoint use init_cfg=dict('
             "type='Pretrained', checkpoint=..., prefix='backbone.') instead "
             'of an export.')
@@ -159,86 +158,13 @@ def _build_backbone(backbone_cfg: Mapping, registry: Registry) -> nn.Module:
                 f"dict(_scope_='mmmcl', type='{type_name[6:]}', ...).") from e
 
 
-def _target_name(module: nn.Module) -> str:
-    return f'{type(module).__module__}.{type(module).__name__}'
-
-
-def _listing(title: str, items: List[str]) -> str:
-    more = f', ... (+{len(items) - _LISTED} more)' \
-        if len(items) > _LISTED else ''
-    return f'\n  {title} [{len(items)}]: {", ".join(items[:_LISTED])}{more}'
-
-
-def _likely_fixes(missing: List[str], unexpected: List[str],
-                  mismatched: List[str], num_shared: int) -> List[str]:
-    fixes = []
-    if any(k.startswith('backbone.') for k in unexpected):
-        fixes.append('the weights still carry the `backbone.` prefix: '
-                     'export the member with tools/model_converters/'
-                     "export_backbone.py, or load with prefix='backbone.'")
-    deep_missing = any(map(_DEEP_STEM.match, missing))
-    deep_unexpected = any(map(_DEEP_STEM.match, unexpected))
-    if deep_missing and 'conv1.weight' in unexpected:
-        fixes.append(
-            'the target has a deep stem (`stem.*`: ResNetV1c/V1d) but the '
-            'weights a plain one (`conv1`, `bn1`): use the plain-stem type '
-            "`ResNet` in the target (mmseg's `r18b`/`r50b` configs do)")
-    elif deep_unexpected and 'conv1.weight' in missing:
-        fixes.append('the weights have a deep stem (`stem.*`: ResNetV1c/V1d)'
-                     ' but the target a plain one (`conv1`, `bn1`): use '
-                     "`type='mmpretrain.ResNetV1c'` in the target")
-    elif deep_missing and deep_unexpected:
-        fixes.append(
-            "the deep stems are named differently: mmpretrain's ResNetV1c/"
-            "V1d has `stem.<k>.conv`/`stem.<k>.bn`, mmdet's and mmseg's "
-            "`stem.<0,1,3,4,6,7>`; build the target as "
-            "`type='mmpretrain.ResNetV1c'`")
-    elif missing and unexpected and num_shared:
-        fixes.append('a same-named class of another package names its '
-                     "layers differently (e.g. mmdet's MobileNetV2): use "
-                     "the member's own type, e.g. "
-                     "`type='mmpretrain.MobileNetV2'` or "
-                     "`dict(_scope_='mmmcl', type='CifarResNet')`")
-    if not num_shared:
-        fixes.append('no key is shared: check --member (the members of a '
-                     'cohort may differ) and the backbone family')
-    if mismatched or not fixes:
-        fixes.append('the architectures differ: give the target the '
-                     "exported member's `depth`/`arch`/`widen_factor`/"
-                     '`block` (`meta.arch` in the export)')
-    return fixes
-
-
 def _compare(state_dict: Mapping[str, torch.Tensor], module: nn.Module,
              target: str) -> None:
     """Raise unless ``state_dict`` loads into ``module`` strictly."""
-    expected = module.state_dict()
-    missing = [k for k in expected if k not in state_dict]
-    unexpected = [k for k in state_dict if k not in expected]
-    mismatched = [
-        f'{k}: {tuple(v.shape)} vs {tuple(expected[k].shape)}'
-        for k, v in state_dict.items()
-        if k in expected and v.shape != expected[k].shape
-    ]
-    if not (missing or unexpected or mismatched):
-        return
-    num_shared = len(expected) - len(missing)
-    message = (f'The weights do not load into {target} '
-               f'({_target_name(module)}): {len(missing)} missing keys, '
-               f'{len(unexpected)} unexpected keys, {len(mismatched)} shape '
-               f'mismatches ({len(state_dict)} tensors given, '
-               f'{len(expected)} expected).')
-    if missing:
-        message += _listing('missing (in the target, not the weights)',
-                            missing)
-    if unexpected:
-        message += _listing('unexpected (in the weights, not the target)',
-                            unexpected)
-    if mismatched:
-        message += _listing('shape mismatches (weights vs target)',
-                            mismatched)
-    fixes = _likely_fixes(missing, unexpected, mismatched, num_shared)
-    raise ValueError(f'{message}\nLikely fix: {"; or ".join(fixes)}.')
+    diff = diff_state_dict(state_dict, module.state_dict())
+    if not diff.exact:
+        raise ValueError(
+            describe_diff(diff, f'{target} ({class_name(module)})'))
 
 
 def check_backbone_state(state_dict: Mapping[str, torch.Tensor],
@@ -430,4 +356,4 @@ def check_export_against_config(export_path: str,
             f'fit `model.backbone` of {config_path} (built from the '
             f'{registry.scope} registry): {e}') from None
     return dict(
-        target=_target_name(backbone), num_tensors=len(export['state_dict']))
+        target=class_name(backbone), num_tensors=len(export['state_dict']))

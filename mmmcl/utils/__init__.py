@@ -1,12 +1,12 @@
 from .check_data import check_data_roots
-from .pretrained import apply_pretrained
+from .hook_config import drop_disabled_hooks
 from .safe_load import (SAFE_GLOBALS, UnsafeCheckpointError, load_from_local,
                         register_safe_globals)
 from .setup_env import register_all_modules
 
 __all__ = [
-    'SAFE_GLOBALS', 'UnsafeCheckpointError', 'apply_pretrained',
-    'check_data_roots', 'collect_env', 'load_from_local',
+    'SAFE_GLOBALS', 'UnsafeCheckpointError', 'check_data_roots',
+    'collect_env', 'drop_disabled_hooks', 'load_from_local',
     'register_all_modules', 'register_safe_globals'
 ]
 

@@ -429,7 +429,8 @@ def test_hook_without_best_checkpoint_fails_clearly():
         ExportBackbonesHook(source='latest')
     hub = MessageHub.get_instance(f'test_export_{uuid.uuid4().hex[:8]}')
     runner = SimpleNamespace(hooks=[CheckpointHook(interval=1)],
-                             message_hub=hub)
+                             message_hub=hub, val_loop=object(),
+                             train_loop=None)
     with pytest.raises(RuntimeError,
                        match=r'default_hooks\.checkpoint\.save_best'):
         ExportBackbonesHook().before_train(runner)

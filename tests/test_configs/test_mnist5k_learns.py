@@ -25,8 +25,7 @@ def test_short_run_learns(config, tmp_path):
     cfg.train_cfg.max_epochs = 5
     cfg.default_hooks.logger.interval = 1
     cfg.default_hooks.checkpoint = dict(type='CheckpointHook', interval=-1)
-    cfg.custom_hooks = [h for h in cfg.custom_hooks
-                        if h.type != 'CohortPlotHook']
+    cfg.default_hooks.pop('cohort_plot')
     cfg.work_dir = str(tmp_path)
     cfg.experiment_name = config.stem
     runner = Runner.from_cfg(cfg)

@@ -16,9 +16,10 @@ from mmengine.registry import DefaultScope
 from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 
-from mmmcl.datasets import (MNISTCanvasDetDataset, MNISTCanvasSegDataset,
-                            mnist_canvas_pool, prepare_mnist_canvas)
-from mmmcl.datasets import mnist_canvas
+from mmmcl.datasets import (mnist_canvas, mnist_canvas_pool,
+                            prepare_mnist_canvas)
+from mmmcl.datasets.transfer import (MNISTCanvasDetDataset,
+                                     MNISTCanvasSegDataset)
 from mmmcl.datasets.mnist5k import load_mnist5k, mnist5k_split_indices
 
 REPO = Path(__file__).resolve().parents[2]

@@ -74,6 +74,22 @@ def test_len_drops_the_last_partial_batch():
     assert len(make(labels, batch_size=8, rank=1, world_size=2)) == 8
 
 
+def test_num_batches_fixes_the_epoch_length():
+    """An epoch of num_batches balanced batches whatever the dataset size;
+    the first batches are those of the default length."""
+    labels = shuffled_labels(per_class=3)  # 60 images: 7 batches of 8
+    fixed = ClassBalancedBatchSampler(
+        FakeSampler(LabelledSet(labels)), 8, 2, num_batches=20)
+    batches = list(fixed)
+    assert len(fixed) == len(batches) == 20
+    assert batches[:7] == list(make(labels))
+    for b in batches:
+        assert sorted(Counter(labels[b]).values()) == [2] * 4
+    with pytest.raises(ValueError, match='num_batches=0'):
+        ClassBalancedBatchSampler(
+            FakeSampler(LabelledSet(labels)), 8, 2, num_batches=0)
+
+
 def test_draws_every_image_without_bias():
     labels = np.repeat(np.arange(10), 3)
     sampler = make(labels, batch_size=4)

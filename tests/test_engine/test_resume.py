@@ -1,5 +1,6 @@
 """Exact resume of an L-MCL cohort: n steps straight == k, crash, resume
-(in-batch and memory-bank contrast, at an epoch boundary and mid-epoch)."""
+(in-batch and memory-bank contrast, at an epoch boundary and mid-epoch,
+with and without a loss-weight ramp cut in its middle)."""
 from pathlib import Path
 
 import pytest
@@ -35,7 +36,10 @@ class InterruptAfter(Hook):
             raise Interrupted
 
 
-def tiny_cfg(work_dir: Path, by_epoch: bool, bank: bool = False) -> Config:
+def tiny_cfg(work_dir: Path,
+             by_epoch: bool,
+             bank: bool = False,
+             ramp: bool = False) -> Config:
     """The MNIST-5k L-MCL config shrunk to 3 iterations per epoch.
 
     60 training images, batches of 10 digits x 2, ResNet-8 members and a
@@ -43,7 +47,9 @@ def tiny_cfg(work_dir: Path, by_epoch: bool, bank: bool = False) -> Config:
     then a cosine. Iteration-based: 7 iterations (so epochs end mid-run),
     a 2-iteration warm-up then a cosine. The lr changes at every step.
     ``bank``: memory banks (4 negatives a sample) instead of in-batch
-    negatives.
+    negatives. ``ramp``: every distillation term ramped up over the whole
+    run (sigmoid by epoch, or linear by iteration), so the cut falls in the
+    middle of the ramp.
     """
     cfg = Config.fromfile(CONFIG)
     for member in cfg.model.members:
@@ -70,10 +76,9 @@ def tiny_cfg(work_dir: Path, by_epoch: bool, bank: bool = False) -> Config:
         type='CheckpointHook', interval=1, by_epoch=by_epoch,
         max_keep_ckpts=-1)
     cfg.default_hooks.logger.interval = 1
-    cfg.custom_hooks = [
-        dict(type='MetaStepHook'),
-        dict(type='RandomStateHook')
-    ]
+    # mmmcl's hooks are default hooks: keep progress and RNG state
+    for name in ('cohort_plot', 'cohort_sanity', 'contrast_index'):
+        cfg.default_hooks.pop(name)
     if bank:
         cfg.model.contrast_loss = dict(
             type='MemoryBankContrastLoss', num_samples=60, feat_dim=8,
@@ -81,7 +86,12 @@ def tiny_cfg(work_dir: Path, by_epoch: bool, bank: bool = False) -> Config:
         cfg.train_dataloader.dataset = dict(
             type='ContrastIndexDataset', num_negatives=4,
             dataset=cfg.train_dataloader.dataset)
-        cfg.custom_hooks.append(dict(type='ContrastIndexHook'))
+        cfg.default_hooks.contrast_index = dict(type='ContrastIndexHook')
+    if ramp:
+        cfg.model.loss_ramp = dict(
+            type='LossWeightRamp', shape='sigmoid', length=3) if by_epoch \
+            else dict(type='LossWeightRamp', shape='linear', length=7,
+                      by_epoch=False)
     cfg.work_dir = str(work_dir)
     cfg.experiment_name = work_dir.name
     return cfg
@@ -99,14 +109,16 @@ def train(cfg: Config, stop=None) -> Runner:
 
 
 @pytest.mark.parametrize(
-    'by_epoch,stop,end,bank', [(True, 2, 3, False), (False, 4, 7, False),
-                               (True, 2, 3, True), (False, 4, 7, True)],
+    'by_epoch,stop,end,bank,ramp',
+    [(True, 2, 3, False, False), (False, 4, 7, False, False),
+     (True, 2, 3, True, False), (False, 4, 7, True, False),
+     (True, 2, 3, False, True), (False, 4, 7, False, True)],
     ids=['epoch_2_of_3', 'iter_4_of_7', 'bank_epoch_2_of_3',
-         'bank_iter_4_of_7'])
-def test_resume_is_exact(tmp_path, by_epoch, stop, end, bank):
+         'bank_iter_4_of_7', 'ramp_epoch_2_of_3', 'ramp_iter_4_of_7'])
+def test_resume_is_exact(tmp_path, by_epoch, stop, end, bank, ramp):
     unit = 'epoch' if by_epoch else 'iter'
-    straight = train(tiny_cfg(tmp_path / 'straight', by_epoch, bank))
-    crashed = tiny_cfg(tmp_path / 'crashed', by_epoch, bank)
+    straight = train(tiny_cfg(tmp_path / 'straight', by_epoch, bank, ramp))
+    crashed = tiny_cfg(tmp_path / 'crashed', by_epoch, bank, ramp)
     train(crashed, stop=stop)
     assert not (tmp_path / 'crashed' / f'{unit}_{end}.pth').exists()
     crashed.resume = True
@@ -120,6 +132,7 @@ def test_resume_is_exact(tmp_path, by_epoch, stop, end, bank):
     assert any(k.startswith('meta_net.') for k in a['state_dict'])
     assert bank == any(k.startswith('contrast_loss.bank') for k in
                        a['state_dict'])
+    assert ramp == ('loss_ramps.0.progress' in a['state_dict'])
     for key, value in a['state_dict'].items():
         # Members, branches, BN statistics, the meta-network and banks.
         assert torch.equal(value, b['state_dict'][key]), key

@@ -257,7 +257,7 @@ def test_train_step_runs_meta_step_on_schedule():
     inputs, samples = batch()
     data = dict(inputs=list((inputs * 40 + 128).clamp(0, 255).byte()),
                 data_samples=samples)
-    with pytest.raises(RuntimeError, match='MetaStepHook'):
+    with pytest.raises(RuntimeError, match='CohortProgressHook'):
         model.train_step(data, wrappers)
     model.train_iter = 3  # interval 2: no meta step
     assert 'meta/lr' not in model.train_step(data, wrappers)

@@ -1,6 +1,7 @@
 import importlib.util
 import json
 import math
+import statistics
 from pathlib import Path
 
 import pytest
@@ -35,8 +36,8 @@ def _tiny_argv(tmp_path: Path) -> list:
         '--num-stages', '2', '--batch-size', '8', '--embed-dim', '16',
         '--repeats', '2', '--warmup', '0', '--skip-train-step',
         '--bank-stages', '2', '--bank-batch', '4', '--bank-negatives', '16',
-        '--bank-samples', '50', '--bank-repeats', '1', '--out',
-        str(tmp_path / 'bench.json')
+        '--bank-samples', '50', '--bank-repeats', '1', '--out-dir',
+        str(tmp_path)
     ]
 
 
@@ -90,16 +91,82 @@ def test_loss_benchmark_detects_disagreement(bench, monkeypatch, tmp_path):
     assert bench.main(_tiny_argv(tmp_path)) == 1
 
 
-def test_main_writes_json(bench, tmp_path):
+def _table_cells(table: str) -> list:
+    """The cells of a markdown table, row by row; checks its shape."""
+    header, rule, *lines = table.split('\n')
+    assert all(line.startswith('| ') and line.endswith(' |')
+               for line in [header, *lines])
+    rows = [line[2:-2].split(' | ') for line in [header, *lines]]
+    assert rule == '|' + '---|' * len(rows[0])
+    assert {len(row) for row in rows} == {len(rows[0])}
+    return rows
+
+
+def test_main_writes_results(bench, tmp_path):
     assert bench.main(_tiny_argv(tmp_path)) == 0
-    saved = json.loads((tmp_path / 'bench.json').read_text())
-    assert saved['loss']['ok'] is True
-    assert len(saved['loss']['rows']) == 2
-    assert 'train_step' not in saved
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        'bank_loss.json', 'inbatch_loss.json'
+    ]
+    for name, fused in [('inbatch_loss.json', 'mmmcl InBatchContrastLoss'),
+                        ('bank_loss.json', 'mmmcl MemoryBankContrastLoss')]:
+        saved = json.loads((tmp_path / name).read_text())
+        prov = saved['provenance']
+        assert prov['command'].startswith(
+            'python tools/analysis_tools/benchmark_loss.py --device cpu')
+        assert prov['commit'] and prov['machine']['torch_threads'] == 1
+        assert saved['ok'] is True and len(saved['rows']) == 2
+        header, naive, ours = _table_cells(saved['table'])
+        assert 'other jobs may share the CPU' in header[0]
+        assert f"{prov['machine']['cpu_count']} CPUs" in header[0]
+        assert naive[0].startswith('naive per-block loop')
+        assert naive[-1] == 'reference'
+        assert ours[0] == fused
+        # the table shows the file's figures
+        assert ours[1] == f"{saved['rows'][1]['median_s'] * 1e3:.2f}"
+        assert ours[3] == f"{saved['rows'][1]['time_ratio']:.3f}"
 
 
-def test_format_table_aligns_columns(bench):
-    table = bench.format_table(['name', 'x'], [['a', '1.5'], ['long', '10']])
-    lines = table.split('\n')
-    assert len({len(line) for line in lines}) == 1
-    assert lines[2] == 'a     1.5' and lines[3] == 'long   10'
+def test_train_benchmark_rows(bench):
+    result = bench.run_train_benchmark(batch_size=4, repeats=2,
+                                       meta_repeats=1, warmup=0)
+    names = [row['name'] for row in result['rows']]
+    assert names[:6] == [
+        'single network', '2 x single network (stepped one after the other)',
+        'MCL pair', 'L-MCL pair, normal step (meta step not due)',
+        'L-MCL meta step alone', 'L-MCL pair, step with the meta step due'
+    ]
+    rows = dict(zip(names, result['rows']))
+    interval = result['meta_interval']
+    assert interval == 50 and result['meta_repeats'] == 1
+    # measured rows: 2 timed calls, the meta-step ones 1; M x single is
+    # timed, not twice the single network
+    assert [len(r['times_s']) for r in result['rows'][:6]] == [2] * 4 + [1] * 2
+    assert not any(r['derived'] for r in result['rows'][:6])
+    for r in result['rows'][:6]:
+        assert r['median_s'] == statistics.median(r['times_s'])
+    amortised = result['rows'][6]
+    assert amortised['derived'] and amortised['times_s'] == []
+    assert f'({interval - 1} x normal + due) / {interval}' in amortised['name']
+    normal = rows['L-MCL pair, normal step (meta step not due)']['median_s']
+    due = rows['L-MCL pair, step with the meta step due']['median_s']
+    assert amortised['median_s'] == pytest.approx(
+        ((interval - 1) * normal + due) / interval)
+    assert result['rows'][1]['ratio'] == 1.
+    assert rows['L-MCL meta step alone']['img_per_s'] is None
+    assert result['rows'][0]['img_per_s'] == pytest.approx(
+        4 / result['rows'][0]['median_s'])
+
+    header, *cells = _table_cells(bench.train_table('title', result))
+    assert header == ['title', 's/step', 'ratio to 2 x single', 'img/s']
+    assert [c[0] for c in cells] == names
+    assert cells[4][3] == '-' and cells[1][2] == '1.00'
+
+
+def test_time_calls_every(bench):
+    calls = []
+    fns = [lambda: calls.append('a'), lambda: calls.append('b')]
+    times = bench.time_calls(fns, repeats=5, warmup=1,
+                             device=torch.device('cpu'), every=[1, 2])
+    assert [len(t) for t in times] == [5, 3]  # rounds 0, 2, 4 for 'b'
+    assert calls == ['a', 'b', 'a', 'b', 'a', 'a', 'b', 'a', 'a', 'b']
+

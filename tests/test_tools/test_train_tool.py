@@ -201,6 +201,30 @@ def test_test_tool_evaluates_and_dumps(resumed_run):
     assert f'checkpoint file not found: {tmp / "none.pth"}' in proc.stderr
 
 
+def test_test_tool_takes_the_readme_flags(resumed_run):
+    """``--work-dir --out --amp --cfg-options --launcher``; ``--amp`` tests
+    under autocast (bf16 on this CPU)."""
+    spec = importlib.util.spec_from_file_location('mmmcl_test_tool', TEST)
+    test_tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(test_tool)
+    tmp = resumed_run['tmp']
+    argv = [
+        str(resumed_run['config']),
+        str(resumed_run['work_dir'] / 'iter_4.pth'), '--work-dir',
+        str(tmp / 'amp_work'), '--out',
+        str(tmp / 'amp.pkl'), '--amp', '--cfg-options',
+        'test_dataloader.batch_size=2', '--launcher', 'none'
+    ]
+    cfg = test_tool.merge_args(
+        Config.fromfile(str(resumed_run['config'])),
+        test_tool.parse_args(argv))
+    assert cfg.test_cfg.fp16 is True
+    assert cfg.test_dataloader.batch_size == 2
+    assert cfg.launcher == 'none' and cfg.work_dir == str(tmp / 'amp_work')
+    test_tool.main(argv)
+    assert (tmp / 'amp.pkl').stat().st_size > 0
+
+
 def test_missing_config(tmp_path):
     proc = run_tool(tmp_path / 'no_such_config.py', cwd=tmp_path)
     assert proc.returncode != 0
@@ -275,6 +299,31 @@ def test_amp_plain_wrapper_and_custom_wrapper(tmp_path, tool):
     with pytest.raises(ValueError, match='MyWrapper'):
         _cfg(tmp_path, tool, "optim_wrapper = dict(type='MyWrapper', "
              "optimizer=dict(type='SGD', lr=0.1))\n", '--amp')
+
+
+COHORT_OPTIM = '''
+optim_wrapper = dict(
+    constructor='CohortOptimWrapperConstructor',
+    cohort=dict(optimizer=dict(type='SGD', lr=0.1)),
+    meta=dict(optimizer=dict(type='Adam', lr=1e-3)))
+'''
+
+
+def test_amp_without_a_gpu_stops_with_the_fix(tmp_path, tool, image_folder):
+    cfg = _cfg(tmp_path, tool, COHORT_OPTIM, '--amp')
+    with pytest.raises(RuntimeError) as e:
+        tool.check_amp_device(cfg, device='cpu')
+    message = str(e.value)
+    assert 'optim_wrapper.cohort.type, optim_wrapper.meta.type' in message
+    assert "only 'cpu'" in message and 'drop --amp' in message
+    tool.check_amp_device(cfg, device='cuda')
+    tool.check_amp_device(_cfg(tmp_path, tool, COHORT_OPTIM), device='cpu')
+    if not torch.cuda.is_available():  # main() checks before building
+        config = write_config(tmp_path / 'tiny_cls.py', image_folder)
+        with pytest.raises(RuntimeError, match='drop --amp'):
+            tool.main([str(config), '--amp', '--work-dir',
+                       str(tmp_path / 'work')])
+        assert not (tmp_path / 'work').exists()
 
 
 def test_resume_work_dir_validate_flags(tmp_path, tool):

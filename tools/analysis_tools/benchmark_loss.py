@@ -1,18 +1,27 @@
 """Benchmark the fused contrast losses and the cohort train steps.
 
     python tools/analysis_tools/benchmark_loss.py [--device cpu] [--threads 2]
+        [--out-dir results/benchmarks]
 
 1. ``InBatchContrastLoss`` vs the per-block loop ``naive_inbatch_contrast``:
    forward + backward of the four terms' sum, peak memory, agreement (exit
    code 1 if a value or gradient differs by more than 1e-5, relative).
 2. ``MemoryBankContrastLoss`` vs a per-block loop that gathers bank rows per
    block as the reference does (M=2, S=4, B=64, K=8192, d=128 by default).
-3. ``train_step`` of a ResNet-32 alone, the MCL and L-MCL pairs, meta step.
+3. ``train_step`` of a ResNet-32 alone, M of them one after the other, the
+   MCL and L-MCL pairs, the meta step alone and an L-MCL step with it due,
+   all in one interleaved run.
+
+Each part writes ``OUT_DIR/{inbatch_loss,bank_loss,train_step}.json`` with
+its provenance (:func:`mmmcl.utils.provenance.write_result`) and ``table``,
+the markdown table that README.md quotes (``tests/test_readme_provenance.py``
+fails when they differ).
 """
 import argparse
 import copy
-import json
+import math
 import os
+import os.path as osp
 import statistics
 import sys
 import time
@@ -32,6 +41,8 @@ from mmmcl.models.losses import InBatchContrastLoss, MemoryBankContrastLoss
 from mmmcl.models.utils import cohort_blocks
 from mmmcl.registry import MODELS
 from mmmcl.testing import naive_bank_block, naive_inbatch_contrast
+from mmmcl.utils.provenance import write_result
+from mmmcl.utils.result_table import machine_note, markdown_table
 
 TOL = 1e-5
 TERMS = ('vcl', 'soft_vcl', 'icl', 'soft_icl')
@@ -44,17 +55,23 @@ MEMBER = 'resnet32'  # the member of both configs
 
 
 def time_calls(fns: Sequence[Callable[[], object]], repeats: int,
-               warmup: int, device: torch.device) -> List[List[float]]:
+               warmup: int, device: torch.device,
+               every: Optional[Sequence[int]] = None) -> List[List[float]]:
     """Wall times in seconds of ``repeats`` calls of each of ``fns``.
 
     The calls are interleaved (fn0, fn1, ..., fn0, fn1, ...) so that load
     from other processes hits all of them alike and their ratios hold on a
-    noisy machine.
+    noisy machine. ``every[i] = k`` runs ``fns[i]`` (a slow one) only in
+    every k-th timed round, ``ceil(repeats / k)`` times; all run in each
+    warm-up round.
     """
     sync = torch.cuda.synchronize if device.type == 'cuda' else lambda d: d
+    every = [1] * len(fns) if every is None else every
     times = [[] for _ in fns]
     for n in range(warmup + repeats):
-        for fn, fn_times in zip(fns, times):
+        for fn, fn_times, k in zip(fns, times, every):
+            if n >= warmup and (n - warmup) % k:
+                continue
             sync(device)
             start = time.perf_counter()
             fn()
@@ -116,8 +133,9 @@ def compare(impls: Sequence[Tuple[str, Callable[[], Dict[str, Tensor]]]],
         results.append(([terms[k].detach() for k in TERMS],
                         [leaf.grad.clone() for leaf in leaves]))
     clear()
-    times = time_calls([lambda step=step: (clear(), step()) for _, step in impls],
-                       repeats, warmup, device)
+    times = time_calls(
+        [lambda step=step: (clear(), step()) for _, step in impls], repeats,
+        warmup, device)
     rows = []
     for (name, step), fn_times in zip(impls, times):
         clear()  # free them outside the measured window
@@ -232,6 +250,7 @@ def run_bank_benchmark(num_nets: int = 2, num_stages: int = 4,
     return result
 
 
+
 def make_batch(batch_size: int, num_classes: int, seed: int = 0) -> dict:
     """Random uint8 3x32x32 images, B/2 classes x 2, as a dataloader gives."""
     gen = torch.Generator().manual_seed(seed)
@@ -243,15 +262,10 @@ def make_batch(batch_size: int, num_classes: int, seed: int = 0) -> dict:
                               for y in labels])
 
 
-def train_step_fn(config: str, data: dict, device: torch.device,
-                  single: bool = False,
-                  meta_due: Optional[bool] = None) -> Callable[[], object]:
-    """``model.train_step`` of a config's cohort or (``single``) of the
-    member alone with its own SGD (the cohort optimizer's args).
-
-    ``meta_due``: True runs the L-MCL meta step at every step (train_iter 0,
-    interval 1), False never (train_iter 1, interval 10**9).
-    """
+def build_model(config: str, device: torch.device,
+                single: bool = False) -> tuple:
+    """``(model, optim_wrapper)`` of a config's cohort or (``single``) of
+    the member alone with its own SGD (the cohort optimizer's args)."""
     cfg = Config.fromfile(config)
     with DefaultScope.overwrite_default_scope('mmmcl'):
         if single:
@@ -265,58 +279,123 @@ def train_step_fn(config: str, data: dict, device: torch.device,
             model_cfg.setdefault('data_preprocessor', cfg.data_preprocessor)
         model = MODELS.build(model_cfg).to(device)
         optim_wrapper = build_optim_wrapper(model, optim_cfg)
+    model.train()
+    return model, optim_wrapper
+
+
+def train_step_fn(config: str, data: dict, device: torch.device,
+                  single: bool = False,
+                  meta_due: Optional[bool] = None) -> Callable[[], object]:
+    """``model.train_step`` of :func:`build_model`'s model.
+
+    ``meta_due``: True runs the L-MCL meta step at every step (train_iter 0,
+    interval 1), False never (train_iter 1, interval 10**9).
+    """
+    model, optim_wrapper = build_model(config, device, single)
     if meta_due is not None:
         model.train_iter = 0 if meta_due else 1
         model.meta_step.interval = 1 if meta_due else 10**9
-    model.train()
     return lambda: model.train_step(data, optim_wrapper)
 
 
-def run_train_benchmark(batch_size: int = 128, repeats: int = 20,
-                        warmup: int = 3, device: str = 'cpu') -> dict:
-    """Median s/step of a member alone, M x it, MCL, L-MCL and its meta
-    step: ``rows`` of ``name``, ``median_s``, ``ratio``, ``img_per_s``."""
+def meta_step_fn(config: str, data: dict,
+                 device: torch.device) -> Callable[[], object]:
+    """The L-MCL meta step alone, on the preprocessed batch, as
+    ``train_step`` calls it after the normal update."""
+    model, optim_wrapper = build_model(config, device)
+    data = model.data_preprocessor(data, True)
+    samples = data['data_samples']
+    labels = torch.cat([s.gt_label for s in samples]).to(device)
+    target = model.contrast_target(samples, labels)
+    return lambda: model.meta_step(model, data['inputs'], labels,
+                                   optim_wrapper['cohort'],
+                                   optim_wrapper['meta'], target)
+
+
+def run_train_benchmark(batch_size: int = 128, repeats: int = 10,
+                        meta_repeats: int = 3, warmup: int = 1,
+                        device: str = 'cpu') -> dict:
+    """Seconds per ``train_step``, all measured in one interleaved run.
+
+    Rows: a ResNet-32 alone; M of them stepped one after the other; the MCL
+    pair; the L-MCL pair without and with the meta step due; the meta step
+    alone (these two ``meta_repeats`` times, the others ``repeats`` times);
+    and, derived from two measured rows, the L-MCL step with the meta step
+    amortised over its interval: ``((interval - 1) * normal + due) /
+    interval``.
+
+    Returns:
+        dict: ``rows`` of ``name``, ``median_s``, ``times_s`` (empty when
+        derived), ``ratio`` (to the measured M x single), ``img_per_s``
+        (None for the meta step alone), ``derived``; ``batch_size``,
+        ``num_members``, ``meta_interval``, ``repeats``, ``meta_repeats``,
+        ``warmup``.
+    """
     dev, data = torch.device(device), make_batch(batch_size, num_classes=100)
-    m = len(Config.fromfile(LMCL_CONFIG).model.members)
-    runs = [('single model', LMCL_CONFIG, dict(single=True)),
-            ('MCL pair', MCL_CONFIG, {}),
-            ('L-MCL pair (normal step)', LMCL_CONFIG, dict(meta_due=False)),
-            ('with meta', LMCL_CONFIG, dict(meta_due=True))]
-    steps = [train_step_fn(cfg, data, dev, **kwargs) for _, cfg, kwargs in runs]
-    times = time_calls(steps, repeats, warmup, dev)
-    med = {name: statistics.median(t) for (name, _, _), t in zip(runs, times)}
-    med[f'{m} x single'] = m * med['single model']
-    med['L-MCL meta step'] = med.pop('with meta') - med[runs[2][0]]
-    order = ['single model', f'{m} x single', 'MCL pair', runs[2][0],
-             'L-MCL meta step']
-    return dict(batch_size=batch_size, rows=[
-        dict(name=n, median_s=med[n], ratio=med[n] / med[order[1]],
-             img_per_s=batch_size / med[n]) for n in order])
+    cfg = Config.fromfile(LMCL_CONFIG)
+    m, interval = len(cfg.model.members), cfg.model.meta.interval
+    singles = [train_step_fn(LMCL_CONFIG, data, dev, single=True)
+               for _ in range(m)]
+    slow = max(1, math.ceil(repeats / max(meta_repeats, 1)))
+    normal = 'L-MCL pair, normal step (meta step not due)'
+    due = 'L-MCL pair, step with the meta step due'
+    # (name, step, run every k-th round, a step of the batch's images)
+    runs = [
+        ('single network', singles[0], 1, True),
+        (f'{m} x single network (stepped one after the other)',
+         lambda: [step() for step in singles], 1, True),
+        ('MCL pair', train_step_fn(MCL_CONFIG, data, dev), 1, True),
+        (normal, train_step_fn(LMCL_CONFIG, data, dev, meta_due=False), 1,
+         True),
+        ('L-MCL meta step alone', meta_step_fn(LMCL_CONFIG, data, dev),
+         slow, False),
+        (due, train_step_fn(LMCL_CONFIG, data, dev, meta_due=True), slow,
+         True),
+    ]
+    times = time_calls([run[1] for run in runs], repeats, warmup, dev,
+                       every=[run[2] for run in runs])
+    rows = [dict(name=name, median_s=statistics.median(t), times_s=t,
+                 images=images, derived=False)
+            for (name, _, _, images), t in zip(runs, times)]
+    med = {row['name']: row['median_s'] for row in rows}
+    rows.append(dict(
+        name=f'L-MCL pair, meta step amortised over {interval} iterations '
+        f'(derived: ({interval - 1} x normal + due) / {interval})',
+        median_s=((interval - 1) * med[normal] + med[due]) / interval,
+        times_s=[], images=True, derived=True))
+    for row in rows:
+        row['ratio'] = row['median_s'] / rows[1]['median_s']
+        row['img_per_s'] = batch_size / row['median_s'] \
+            if row.pop('images') else None
+    return dict(batch_size=batch_size, num_members=m, meta_interval=interval,
+                repeats=repeats, meta_repeats=len(times[-1]), warmup=warmup,
+                rows=rows)
 
 
-def format_table(header: Sequence[str], rows: Sequence[Sequence]) -> str:
-    """Plain text table: first column left-aligned, the others right."""
-    cells = [list(header)] + [[str(c) for c in row] for row in rows]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
-    lines = ['  '.join(c.ljust(w) if i == 0 else c.rjust(w)
-                       for i, (c, w) in enumerate(zip(r, widths)))
-             for r in cells]
-    return '\n'.join([lines[0], '-' * len(lines[0])] + lines[1:])
+def comparison_table(title: str, result: dict) -> str:
+    """The markdown table of :func:`compare`: time, memory, agreement."""
+    worst = max(result['value_rel_diff'].values())
+    rows = []
+    for n, r in enumerate(result['rows']):
+        agree = 'reference' if n == 0 else \
+            f"{worst:.1e} / {result['grad_rel_diff']:.1e}"
+        rows.append([r['name'], f"{r['median_s'] * 1e3:.2f}",
+                     f"{r['peak_bytes'] / 2**20:.2f}",
+                     f"{r['time_ratio']:.3f}", f"{r['mem_ratio']:.3f}",
+                     agree])
+    return markdown_table([title, 'fwd+bwd ms', 'peak MiB', 'time ratio',
+                           'memory ratio', 'max rel. diff values / grads'],
+                          rows)
 
 
-def format_comparison(result: dict) -> str:
-    """The table of :func:`compare` and its agreement line."""
-    table = format_table(
-        ['implementation', 'fwd+bwd ms', 'peak MiB', 'time ratio',
-         'mem ratio'],
-        [[r['name'], f"{r['median_s'] * 1e3:.2f}",
-          f"{r['peak_bytes'] / 2**20:.2f}", f"{r['time_ratio']:.3f}",
-          f"{r['mem_ratio']:.3f}"] for r in result['rows']])
-    diffs = '  '.join(
-        f'{k} {v:.1e}' for k, v in result['value_rel_diff'].items())
-    return (f'{table}\nmax rel. diff mmmcl vs naive (tol {TOL:.0e}): {diffs}'
-            f'  grad {result["grad_rel_diff"]:.1e}  -> '
-            + ('OK' if result['ok'] else 'FAIL'))
+def train_table(title: str, result: dict) -> str:
+    """The markdown table of :func:`run_train_benchmark`."""
+    m = result['num_members']
+    rows = [[r['name'], f"{r['median_s']:.3f}", f"{r['ratio']:.2f}",
+             '-' if r['img_per_s'] is None else f"{r['img_per_s']:.1f}"]
+            for r in result['rows']]
+    return markdown_table(
+        [title, 's/step', f'ratio to {m} x single', 'img/s'], rows)
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -327,10 +406,14 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         default=len(os.sched_getaffinity(0)),
                         help='torch.set_num_threads (default: all CPUs)')
     for flag, default, text in [
-            ('repeats', 20, 'timed calls'), ('warmup', 3, 'untimed calls'),
+            ('repeats', 20, 'timed calls of the in-batch loss'),
+            ('warmup', 3, 'untimed calls of the in-batch loss'),
             ('num-nets', 2, 'M'), ('num-stages', 3, 'S'),
             ('batch-size', 128, 'B'), ('embed-dim', 128, 'D'),
-            ('train-batch', 128, 'batch of the training-step benchmark')]:
+            ('train-batch', 128, 'batch of the training-step benchmark'),
+            ('train-repeats', 10, 'timed rounds of the training steps'),
+            ('meta-repeats', 3, 'timed calls of the two meta-step rows'),
+            ('train-warmup', 1, 'untimed rounds of the training steps')]:
         parser.add_argument(f'--{flag}', type=int, default=default, help=text)
     for flag, default, text in [
             ('bank-stages', 4, 'S of the bank case'),
@@ -339,7 +422,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
             ('bank-samples', 100_000, 'bank rows of the bank case'),
             ('bank-repeats', 3, 'timed calls of the bank case')]:
         parser.add_argument(f'--{flag}', type=int, default=default, help=text)
-    parser.add_argument('--out', help='also write the results to this JSON')
+    parser.add_argument(
+        '--out-dir', default=osp.join('results', 'benchmarks'),
+        help='where the JSON results go (default: results/benchmarks)')
     parser.add_argument('--skip-train-step', action='store_true')
     parser.add_argument(
         '--skip-bank', action='store_true',
@@ -348,56 +433,52 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    """Run and print both tables; 1 if fused and naive disagree, else 0."""
+    """Run, log and write each part; 1 if fused and naive disagree."""
     args = parse_args(argv)
+    command = [__file__] + list(sys.argv[1:] if argv is None else argv)
     torch.set_num_threads(args.threads)
     logger = MMLogger.get_current_instance()
-    env = (f'{args.device}, {args.threads} threads, torch {torch.__version__}'
-           f', median of {args.repeats} after {args.warmup} warm-up')
+    note = machine_note(args.device)
+    settings = dict(device=args.device, threads=args.threads)
+
+    def write(name: str, table: str, result: dict) -> None:
+        path = write_result(
+            osp.join(args.out_dir, name),
+            dict(table=table, settings=settings, **result), argv=command)
+        logger.info(f'{table}\n-> {path}')
+
     loss = run_loss_benchmark(args.num_nets, args.num_stages, args.batch_size,
                               args.embed_dim, args.repeats, args.warmup,
                               args.device)
-    mem = ('CUDA max_memory_allocated' if args.device == 'cuda' else
-           'running sum of CPU allocator events in torch.profiler')
-    logger.info(f'Loss benchmark {loss["shapes"]}, fp32, {env}\npeak MiB: '
-                'most bytes allocated at once during one fwd+bwd, beyond '
-                f'those live before ({mem}); ratios: / naive\n'
-                + format_comparison(loss))
-    results = dict(env=env, loss=loss)
+    shapes = ' '.join(f'{k}={v}' for k, v in loss['shapes'].items())
+    write('inbatch_loss.json', comparison_table(
+        f'in-batch loss, {shapes}, fp32, {args.device}, median of '
+        f'{args.repeats} after {args.warmup} warm-up; {note}', loss), loss)
     ok = loss['ok']
     if not args.skip_bank:
         bank = run_bank_benchmark(
             args.num_nets, args.bank_stages, args.bank_batch,
             args.bank_negatives, args.embed_dim, args.bank_samples,
             args.bank_repeats, 1, args.device)
-        logger.info(
-            f'Memory-bank loss benchmark {bank["shapes"]}, fp32, '
-            f'{args.device}, {args.threads} threads, median of '
-            f'{args.bank_repeats} after 1 warm-up\nThe naive loop gathers '
-            'the rows of every block like the reference but runs each '
-            "block's backward before the next; the reference's single "
-            f'graph would hold {bank["literal_graph_bytes"] / 2**30:.1f} GiB'
-            ' of gathered rows.\n' + format_comparison(bank))
-        results['bank'] = bank
+        bank['rows'][0]['name'] += (
+            ' (backward per block; the reference\'s single graph would hold '
+            f'{bank["literal_graph_bytes"] / 2**30:.1f} GiB of gathered rows)')
+        shapes = ' '.join(f'{k}={v}' for k, v in bank['shapes'].items())
+        write('bank_loss.json', comparison_table(
+            f'memory-bank loss, {shapes}, fp32, {args.device}, median of '
+            f'{args.bank_repeats} after 1 warm-up; {note}', bank), bank)
         ok = ok and bank['ok']
     if not args.skip_train_step:
-        train = run_train_benchmark(args.train_batch, args.repeats,
-                                    args.warmup, args.device)
-        table = format_table(
-            ['model', 'median s/step', 'ratio to M x single', 'img/s'],
-            [[r['name'], f"{r['median_s']:.3f}", f"{r['ratio']:.2f}",
-              f"{r['img_per_s']:.1f}"] for r in train['rows']])
-        logger.info(
-            f'Training-step benchmark: ResNet-32 members, batch '
-            f'{args.train_batch} of random 32x32 images, {env}\ntrain_step = '
-            'preprocess + forward + backward + SGD step. L-MCL normal step: '
-            'meta step not due (train_iter=1, interval 1e9); meta step: a '
-            'step with it (train_iter=0, interval 1) minus the normal step\n'
-            + table)
-        results['train_step'] = train
-    if args.out:
-        with open(args.out, 'w') as f:
-            json.dump(results, f, indent=2)
+        train = run_train_benchmark(args.train_batch, args.train_repeats,
+                                    args.meta_repeats, args.train_warmup,
+                                    args.device)
+        write('train_step.json', train_table(
+            f'training step (preprocess + forward + backward + SGD), '
+            f'ResNet-32 members, B={args.train_batch} random 32x32 images, '
+            f'{args.device}; one interleaved run, median of '
+            f'{train["repeats"]} (meta-step rows: of '
+            f'{train["meta_repeats"]}) after {args.train_warmup} warm-up; '
+            f'{note}', train), train)
     return 0 if ok else 1
 
 

@@ -5,6 +5,10 @@
 # so no RandomFlip. Types carry their package ('mmdet.X', 'mmcv.X') and
 # the dataset sets `_scope_='mmmcl'` (mmmcl types do not resolve from
 # mmdet's registries), so this works under any default scope.
+# The dataset class imports mmdet, so `import mmmcl` leaves it out: every
+# tool that reads this config (mmmcl's, mmdet's tools/train.py) imports it.
+custom_imports = dict(
+    imports=['mmmcl.datasets.transfer'], allow_failed_imports=False)
 dataset_type = 'mmmcl.MNISTCanvasDetDataset'
 data_root = 'data/mnist_canvas/'
 img_scale = (96, 96)

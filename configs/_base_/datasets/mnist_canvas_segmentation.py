@@ -5,6 +5,10 @@
 # so no RandomFlip. Types carry their package ('mmseg.X', 'mmcv.X') and
 # the dataset sets `_scope_='mmmcl'` (mmmcl types do not resolve from
 # mmseg's registries), so this works under any default scope.
+# The dataset class imports mmseg, so `import mmmcl` leaves it out: every
+# tool that reads this config (mmmcl's, mmseg's tools/train.py) imports it.
+custom_imports = dict(
+    imports=['mmmcl.datasets.transfer'], allow_failed_imports=False)
 dataset_type = 'mmmcl.MNISTCanvasSegDataset'
 data_root = 'data/mnist_canvas/'
 img_scale = (96, 96)

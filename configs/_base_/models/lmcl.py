@@ -16,3 +16,7 @@ model = dict(
     logit_kd='aggregator',
     kd_temperature=3.0,
     meta=dict(interval=50, virtual_steps=2, momentum=0.9, proj_dim=128))
+# The paper's recipe: every term at full weight from the first step (no
+# `loss_ramp`). A child adds model.loss_ramp=dict(type='LossWeightRamp',
+# shape='sigmoid', length=80) to ramp every distillation term up as ONE /
+# OKDDip / FFL / PCL do (80 of 300 epochs); see LossWeightRamp.

@@ -3,14 +3,11 @@
 # MCL ResNet-18 member, frozen_stages=1 and norm_eval as on COCO.
 _base_ = 'mmdet::pascal_voc/faster-rcnn_r50_fpn_1x_voc0712.py'
 
-pretrained = None  # path of an mmmcl export, e.g. work_dirs/<cohort>/backbones/member0.pth  # noqa: E501
-
 model = dict(
     backbone=dict(
         depth=18,
         frozen_stages=1,
         norm_eval=True,
-        # None: random init, replacing the base's torchvision://resnet50
-        init_cfg=dict(type='Pretrained', checkpoint=pretrained)
-        if pretrained else None),
+        # mmmcl's strict loader (replaces the base's torchvision://resnet50)
+        init_cfg=dict(_scope_='mmmcl', type='Pretrained', checkpoint=None)),
     neck=dict(in_channels=[64, 128, 256, 512]))

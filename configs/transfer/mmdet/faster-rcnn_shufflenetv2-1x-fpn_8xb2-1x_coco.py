@@ -6,8 +6,6 @@ _base_ = './faster-rcnn_r18-fpn_8xb2-1x_coco.py'
 # No custom_imports: a `mmpretrain.X` type imports mmpretrain's registry
 # and models by itself (mmpretrain is a child of MMEngine's root registry).
 
-pretrained = None  # path of an mmmcl export, e.g. work_dirs/<cohort>/backbones/member0.pth  # noqa: E501
-
 # mmpretrain ShuffleNetV2(widen_factor=1.0) (`layers` 0-2: the three stages
 # with 116 / 232 / 464 channels at strides 8 / 16 / 32; index 3: the final
 # 1x1 conv to 1024 channels, also at stride 32; it has no stride-4 output).
@@ -22,8 +20,7 @@ model = dict(
         out_indices=(0, 1, 3),
         frozen_stages=1,
         norm_eval=True,
-        init_cfg=dict(type='Pretrained', checkpoint=pretrained)
-        if pretrained else None),
+        init_cfg=dict(_scope_='mmmcl', type='Pretrained', checkpoint=None)),
     neck=dict(in_channels=[116, 232, 1024], num_outs=5),
     rpn_head=dict(
         anchor_generator=dict(scales=[4], strides=[8, 16, 32, 64, 128])),

@@ -2,12 +2,9 @@
 # (frozen_stages=1, norm_eval) for an MCL ResNet-50 member.
 _base_ = 'mmdet::mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py'
 
-pretrained = None  # path of an mmmcl export, e.g. work_dirs/<cohort>/backbones/member0.pth  # noqa: E501
-
 model = dict(
     backbone=dict(
         frozen_stages=1,
         norm_eval=True,
-        # None: random init, replacing the base's torchvision://resnet50
-        init_cfg=dict(type='Pretrained', checkpoint=pretrained)
-        if pretrained else None))
+        # mmmcl's strict loader (replaces the base's torchvision://resnet50)
+        init_cfg=dict(_scope_='mmmcl', type='Pretrained', checkpoint=None)))

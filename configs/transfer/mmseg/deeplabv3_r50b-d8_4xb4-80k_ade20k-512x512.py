@@ -4,11 +4,8 @@
 # overridden as mmseg's Cityscapes `r50b` configs do.
 _base_ = 'mmseg::deeplabv3/deeplabv3_r50-d8_4xb4-80k_ade20k-512x512.py'
 
-pretrained = None  # path of an mmmcl export, e.g. work_dirs/<cohort>/backbones/member0.pth  # noqa: E501
-
 model = dict(
     pretrained=None,  # the segmentor's own key (stock: open-mmlab://): off
     backbone=dict(
         type='ResNet',
-        init_cfg=dict(type='Pretrained', checkpoint=pretrained)
-        if pretrained else None))
+        init_cfg=dict(_scope_='mmmcl', type='Pretrained', checkpoint=None)))

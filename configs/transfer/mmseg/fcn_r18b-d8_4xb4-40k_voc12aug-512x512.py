@@ -5,14 +5,11 @@
 # configs do.
 _base_ = 'mmseg::fcn/fcn_r50-d8_4xb4-40k_voc12aug-512x512.py'
 
-pretrained = None  # path of an mmmcl export, e.g. work_dirs/<cohort>/backbones/member0.pth  # noqa: E501
-
 model = dict(
     pretrained=None,  # the segmentor's own key (stock: open-mmlab://): off
     backbone=dict(
         type='ResNet',
         depth=18,
-        init_cfg=dict(type='Pretrained', checkpoint=pretrained)
-        if pretrained else None),
+        init_cfg=dict(_scope_='mmmcl', type='Pretrained', checkpoint=None)),
     decode_head=dict(in_channels=512, channels=128),
     auxiliary_head=dict(in_channels=256, channels=64))

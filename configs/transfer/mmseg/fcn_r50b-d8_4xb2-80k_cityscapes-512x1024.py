@@ -3,10 +3,7 @@
 # with an MCL ResNet-50 member instead of torchvision's weights.
 _base_ = 'mmseg::fcn/fcn_r50b-d8_4xb2-80k_cityscapes-512x1024.py'
 
-pretrained = None  # path of an mmmcl export, e.g. work_dirs/<cohort>/backbones/member0.pth  # noqa: E501
-
 model = dict(
     pretrained=None,  # the segmentor's own key (stock: torchvision://): off
     backbone=dict(
-        init_cfg=dict(type='Pretrained', checkpoint=pretrained)
-        if pretrained else None))
+        init_cfg=dict(_scope_='mmmcl', type='Pretrained', checkpoint=None)))

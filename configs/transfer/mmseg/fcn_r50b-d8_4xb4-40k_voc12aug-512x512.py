@@ -4,11 +4,8 @@
 # type is overridden as mmseg's Cityscapes `r50b` configs do.
 _base_ = 'mmseg::fcn/fcn_r50-d8_4xb4-40k_voc12aug-512x512.py'
 
-pretrained = None  # path of an mmmcl export, e.g. work_dirs/<cohort>/backbones/member0.pth  # noqa: E501
-
 model = dict(
     pretrained=None,  # the segmentor's own key (stock: open-mmlab://): off
     backbone=dict(
         type='ResNet',
-        init_cfg=dict(type='Pretrained', checkpoint=pretrained)
-        if pretrained else None))
+        init_cfg=dict(_scope_='mmmcl', type='Pretrained', checkpoint=None)))

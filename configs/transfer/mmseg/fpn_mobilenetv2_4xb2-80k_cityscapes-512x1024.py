@@ -6,8 +6,6 @@
 # FPN instead of a dilated FCN / DeepLabV3 head.
 _base_ = 'mmseg::sem_fpn/fpn_r50_4xb2-80k_cityscapes-512x1024.py'
 
-pretrained = None  # path of an mmmcl export, e.g. work_dirs/<cohort>/backbones/member0.pth  # noqa: E501
-
 # mmpretrain MobileNetV2(widen_factor=1.0) `layers` 0-6 have 16 / 24 / 32 /
 # 64 / 96 / 160 / 320 channels at strides 2 / 4 / 8 / 16 / 16 / 32 / 32,
 # index 7 is the final 1x1 conv to 1280 channels at stride 32.
@@ -21,6 +19,5 @@ model = dict(
         widen_factor=1.0,
         out_indices=(1, 2, 4, 7),
         norm_cfg=dict(type='SyncBN', requires_grad=True),  # as the heads
-        init_cfg=dict(type='Pretrained', checkpoint=pretrained)
-        if pretrained else None),
+        init_cfg=dict(_scope_='mmmcl', type='Pretrained', checkpoint=None)),
     neck=dict(in_channels=[24, 32, 96, 1280]))

@@ -1,5 +1,5 @@
 """Batches of K classes x m images, for in-batch contrastive learning."""
-from typing import Iterator, List
+from typing import Iterator, List, Optional
 
 import numpy as np
 from mmengine.dist import get_dist_info, sync_random_seed
@@ -51,14 +51,22 @@ class ClassBalancedBatchSampler(Sampler):
             ``num_per_class``.
         num_per_class (int): Images of each class in a batch (m).
             Defaults to 2.
+        num_batches (int, optional): Batches per epoch, to keep the epoch
+            (and everything scheduled by epoch) the same length whatever
+            the dataset's size. Defaults to ``len(dataset) // (batch_size *
+            world_size)``.
     """
 
     def __init__(self,
                  sampler: Sampler,
                  batch_size: int,
-                 num_per_class: int = 2) -> None:
-        for name, value in (('batch_size', batch_size), ('num_per_class',
-                                                         num_per_class)):
+                 num_per_class: int = 2,
+                 num_batches: Optional[int] = None) -> None:
+        checked = [('batch_size', batch_size), ('num_per_class',
+                                                num_per_class)]
+        if num_batches is not None:
+            checked.append(('num_batches', num_batches))
+        for name, value in checked:
             if (not isinstance(value, (int, np.integer))
                     or isinstance(value, bool) or value < 1):
                 raise ValueError(f'ClassBalancedBatchSampler got {name}='
@@ -114,7 +122,8 @@ class ClassBalancedBatchSampler(Sampler):
                 f'dataset has {len(classes)}: lower `batch_size` (at most '
                 f'{len(classes) * self.num_per_class // self.world_size} '
                 'here) or raise `num_per_class`.')
-        self.num_batches = len(labels) // (self.batch_size * self.world_size)
+        self.num_batches = int(num_batches) if num_batches is not None \
+            else len(labels) // (self.batch_size * self.world_size)
 
     @property
     def epoch(self) -> int:

@@ -4,6 +4,7 @@ from mmengine.dist import master_only
 from mmengine.hooks import CheckpointHook, Hook
 from mmengine.logging import MMLogger
 from mmengine.model import is_model_wrapper
+from mmengine.runner import EpochBasedTrainLoop, IterBasedTrainLoop
 
 from mmmcl.apis.export import load_cohort_checkpoint, save_backbone
 from mmmcl.registry import HOOKS
@@ -19,7 +20,13 @@ class ExportBackbonesHook(Hook):
     format of ``tools/model_converters/export_backbone.py`` (checked against
     the member's backbone config, loadable by mmdet / mmseg with
     ``init_cfg=dict(type='Pretrained', checkpoint=...)``). Only rank 0
-    writes.
+    writes. Switch it on with ``custom_hooks = [dict(type=
+    'ExportBackbonesHook')]``: mmmcl's own hooks are ``default_hooks``
+    (``configs/_base_/default_runtime.py``), which that list leaves in place.
+
+    With ``source='best'`` a run that could not pick a best checkpoint (no
+    validation, ``train_cfg.val_begin`` after the end, no ``save_best``)
+    is refused in ``before_train``, before the first iteration.
 
     Args:
         source (str): ``'best'``: the best checkpoint of the
@@ -37,8 +44,36 @@ class ExportBackbonesHook(Hook):
         self.source = source
 
     def before_train(self, runner) -> None:
+        """Refuse to start a run that could not export the best weights."""
         if self.source == 'best':
-            self._checkpoint_hook(runner)  # fail now, not after training
+            # fail now, before the first iteration, not after training
+            self._checkpoint_hook(runner)
+            self._check_validation(runner)
+
+    @staticmethod
+    def _check_validation(runner) -> None:
+        """Raise unless the run validates at least once."""
+        fix = ("or use ExportBackbonesHook(source='last') to export the "
+               'final weights.')
+        if runner.val_loop is None:
+            raise RuntimeError(
+                "ExportBackbonesHook(source='best') exports the checkpoint "
+                'that scores best on the val split, but this run has no '
+                'validation: set `val_dataloader`, `val_evaluator` and '
+                '`val_cfg` (tools/train.py --no-validate removes them), '
+                + fix)
+        loop = runner.train_loop
+        if isinstance(loop, EpochBasedTrainLoop):
+            begin, last = loop.val_begin, loop.max_epochs
+        elif isinstance(loop, IterBasedTrainLoop):
+            begin, last = loop.val_begin, loop.max_iters
+        else:  # a custom loop: its own rules
+            return
+        if begin > last:
+            raise RuntimeError(
+                "ExportBackbonesHook(source='best') needs a validation, but "
+                f'`train_cfg.val_begin` ({begin}) is after the end of '
+                f'training ({last}): lower it, ' + fix)
 
     @master_only
     def after_train(self, runner) -> None:
@@ -70,7 +105,7 @@ class ExportBackbonesHook(Hook):
             "ExportBackbonesHook(source='best') exports the best checkpoint, "
             'but no CheckpointHook saves one: set '
             "`default_hooks.checkpoint.save_best` (e.g. 'ensemble/accuracy/"
-            "top1'), or use source='last'.")
+            "top1'), or use ExportBackbonesHook(source='last').")
 
     def best_checkpoint(self, runner) -> str:
         """Path of the best checkpoint the ``CheckpointHook`` saved."""

@@ -20,6 +20,7 @@ from .meta_step import MetaStep
 
 LOGIT_KD_MODES = (None, 'aggregator', 'mean', 'mutual')
 CONTRAST_TERMS = ('vcl', 'soft_vcl', 'icl', 'soft_icl')
+LOGIT_KD_TERM = 'kd'
 
 
 @MODELS.register_module()
@@ -39,6 +40,8 @@ class CohortDistiller(BaseModel):
       mimic each peer, averaged over peers) or None.
     - ``meta`` learns the layer-matching weights w with the bi-level meta
       step (paper section 6); None uses w = 1.
+    - ``loss_ramp`` ramps distillation terms up (:class:`LossWeightRamp`);
+      None keeps the paper's full weights from the first step.
 
     Only each member's own backbone, neck and head run at inference
     (``predict``): the ensemble score is the mean softmax of the members,
@@ -62,6 +65,11 @@ class CohortDistiller(BaseModel):
         kd_temperature (float): T of the logit KD. Defaults to 3.0.
         meta (dict, optional): ``dict(interval=50, virtual_steps=2,
             momentum=0.9, proj_dim=128)``. Defaults to None.
+        loss_ramp (dict | list[dict], optional): One ramp for every
+            distillation term, e.g. ``dict(type='LossWeightRamp',
+            shape='sigmoid', length=80)``, or several with disjoint
+            ``terms`` (``vcl``, ``soft_vcl``, ``icl``, ``soft_icl``,
+            ``kd``). Defaults to None.
         init_cfg (dict, optional): Initialization config. Defaults to None.
     """
 
@@ -76,6 +84,7 @@ class CohortDistiller(BaseModel):
                  logit_kd: Optional[str] = None,
                  kd_temperature: float = 3.0,
                  meta: Optional[dict] = None,
+                 loss_ramp: Optional[Union[dict, Sequence[dict]]] = None,
                  init_cfg: Optional[dict] = None) -> None:
         if data_preprocessor is None:
             data_preprocessor = dict(type='mmpretrain.ClsDataPreprocessor')
@@ -138,7 +147,8 @@ class CohortDistiller(BaseModel):
             self.meta_step = MetaStep(**meta)
         else:
             self.meta_net = self.meta_step = None
-        self.train_iter: Optional[int] = None  # set by MetaStepHook
+        self.loss_ramps, self.ramp_of_term = self._build_ramps(loss_ramp)
+        self.train_iter: Optional[int] = None  # set_train_progress
         # Running sum of the batch-mean matching weights, (num_blocks, ), and
         # the number of batches in it; plain attributes, not in state_dict.
         self.matching_weight_sum: Optional[Tensor] = None
@@ -205,6 +215,49 @@ class CohortDistiller(BaseModel):
                 'start at the outputs before the last; give at least two, '
                 f'e.g. {tuple(range(num))}.')
         return list(range(len(out)))
+
+    @property
+    def distill_terms(self) -> Tuple[str, ...]:
+        """Names of this cohort's distillation terms (no CE term)."""
+        terms = CONTRAST_TERMS if self.contrast_loss is not None else ()
+        return terms + ((LOGIT_KD_TERM, ) if self.logit_kd else ())
+
+    def _build_ramps(
+        self, cfg: Optional[Union[dict, Sequence[dict]]]
+    ) -> Tuple[nn.ModuleList, Dict[str, int]]:
+        """The ramps and, for each ramped term, the index of its ramp."""
+        cfgs = [] if cfg is None else [cfg] if isinstance(cfg, dict) \
+            else list(cfg)
+        ramps = nn.ModuleList(MODELS.build(c) for c in cfgs)
+        ramp_of_term: Dict[str, int] = {}
+        for i, ramp in enumerate(ramps):
+            field = '`model.loss_ramp' + (f'[{i}]' if len(cfgs) > 1 else '')
+            terms = self.distill_terms if ramp.terms is None else ramp.terms
+            for term in terms:
+                if term not in self.distill_terms:
+                    raise ValueError(
+                        f'{field}.terms` names {term!r}, not a distillation '
+                        f'term of this cohort: {self.distill_terms}.')
+                if term in ramp_of_term:
+                    raise ValueError(
+                        f'{field}` ramps {term!r}, which '
+                        f'`model.loss_ramp[{ramp_of_term[term]}]` already '
+                        'ramps: give each term one ramp.')
+                ramp_of_term[term] = i
+        return ramps, ramp_of_term
+
+    def ramp_factor(self, term: str) -> float:
+        """The current ramp-up factor of a distillation term (1 unramped)."""
+        index = self.ramp_of_term.get(term)
+        return 1. if index is None else self.loss_ramps[index].factor
+
+    def set_train_progress(self, batch_idx: int, epoch: int,
+                           iteration: int) -> None:
+        """Where the loop is, from :class:`CohortProgressHook`: the meta
+        step's schedule uses ``batch_idx``, the ramps epoch or iteration."""
+        self.train_iter = batch_idx
+        for ramp in self.loss_ramps:
+            ramp.set_progress(epoch, iteration)
 
     def _build_branches(self, m: int, aux_depth: Optional[str]) -> nn.Module:
         if aux_depth is None:
@@ -339,7 +392,7 @@ class CohortDistiller(BaseModel):
                 embeddings, target, weights)
         terms = self.contrast_loss(embeddings, target, weights)
         return {
-            f'loss_{k}': self.loss_weights[k] * v
+            f'loss_{k}': self.loss_weights[k] * self.ramp_factor(k) * v
             for k, v in terms.items()
         }
 
@@ -391,11 +444,12 @@ class CohortDistiller(BaseModel):
             targets = [[z.detach() for n, z in enumerate(finals) if n != m]
                        for m in range(len(finals))]
         losses = {}
+        factor = self.ramp_factor(LOGIT_KD_TERM)
         for m, (logit, member_targets) in enumerate(zip(finals, targets)):
             kd = sum(self._kl(logit, t) for t in member_targets)
             if self.logit_kd == 'mutual':
                 kd = kd / len(member_targets)
-            losses[f'member{m}.loss_kd'] = kd
+            losses[f'member{m}.loss_{LOGIT_KD_TERM}'] = factor * kd
         return losses
 
     def _kl(self, logits: Tensor, target: Tensor) -> Tensor:
@@ -475,6 +529,8 @@ class CohortDistiller(BaseModel):
             data = self.data_preprocessor(data, True)
             losses = run_forward(data, mode='loss')
         parsed_losses, log_vars = self.parse_losses(losses)
+        for term in self.ramp_of_term:
+            log_vars[f'ramp/{term}'] = torch.tensor(self.ramp_factor(term))
         cohort_wrapper.update_params(parsed_losses)
         if self._bank_update is not None:
             self.contrast_loss.update_banks(*self._bank_update)
@@ -493,7 +549,7 @@ class CohortDistiller(BaseModel):
         if self.train_iter is None:
             raise RuntimeError(
                 '`model.meta` is set but the iteration index is unknown: '
-                "add dict(type='MetaStepHook') to `custom_hooks` "
+                "add dict(type='CohortProgressHook') to `custom_hooks` "
                 '(configs/_base_/default_runtime.py does).')
         return self.train_iter % self.meta_step.interval == 0
 

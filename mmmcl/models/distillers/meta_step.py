@@ -24,6 +24,11 @@ class MetaStep:
     (``torch.func.functional_call``), so theta, the main optimizer and
     every buffer (BN running statistics are restored) are left untouched.
 
+    Mixed precision: the meta step runs after the normal step's
+    ``optim_context``, outside autocast, so the hypergradient is computed in
+    fp32 and applied by the meta optimizer's own step, bypassing a loss
+    scaler (see :func:`step_unscaled`).
+
     On W > 1 processes each virtual step uses the gradient of the global
     batch: the ranks' inner gradients are averaged by a differentiable
     all-reduce (its backward all-reduces the incoming gradients, so the
@@ -76,7 +81,7 @@ class MetaStep:
             if world_size > 1:
                 all_reduce(p.grad, op='mean')
         norm = torch.stack([p.grad.norm() for p in phi]).norm()
-        meta_wrapper.step()
+        step_unscaled(meta_wrapper)
         meta_wrapper.optimizer.zero_grad()
         return {
             'meta/lr': torch.tensor(cohort_wrapper.get_lr()['lr'][0]),
@@ -172,6 +177,24 @@ class MetaStep:
         """Summed CE of every stage of every member."""
         out = cls._forward(model, theta, inputs)
         return sum(model.classification_losses(out['logits'], labels).values())
+
+
+def step_unscaled(wrapper: OptimWrapper) -> None:
+    """Apply gradients that were never loss-scaled: clip, then step.
+
+    The hypergradient is computed in fp32, outside autocast, so an
+    ``AmpOptimWrapper``'s GradScaler has nothing to protect: loss scaling
+    keeps fp16 gradients from underflowing, and there are none here. Its
+    ``step`` would unscale gradients that were never scaled (torch's
+    GradScaler refuses: no ``scale()`` since its last ``update()``); a
+    scaler-aware meta step (scale the outer loss, backpropagate through the
+    unrolled steps, unscale) would compute the same fp32 numbers times a
+    power of two, and tie phi's steps to the scaler's skip-and-back-off
+    schedule, which is about theta's fp16 backward. So this is
+    :meth:`OptimWrapper.step` itself for every wrapper, AMP or not: the
+    wrapper's gradient clipping, if configured, then the optimizer's step.
+    """
+    OptimWrapper.step(wrapper)
 
 
 def _mean_over_ranks(

@@ -2,7 +2,7 @@
 from mmseg.datasets import BaseSegDataset
 
 from mmmcl.registry import DATASETS
-from .mnist_canvas import DIGIT_CLASSES, DIGIT_PALETTE
+from ..mnist_canvas import DIGIT_CLASSES, DIGIT_PALETTE
 
 
 @DATASETS.register_module()

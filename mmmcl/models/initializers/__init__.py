@@ -1,0 +1,3 @@
+from .strict_pretrained_init import StrictPretrainedInit
+
+__all__ = ['StrictPretrainedInit']

@@ -1,0 +1,83 @@
+import math
+from typing import Optional, Sequence, Tuple
+
+import torch
+import torch.nn as nn
+
+from mmmcl.registry import MODELS
+
+RAMP_SHAPES = ('sigmoid', 'linear')
+
+
+@MODELS.register_module()
+class LossWeightRamp(nn.Module):
+    r"""A factor :math:`w(t) \in [0, 1]` that ramps distillation terms up.
+
+    - ``'sigmoid'``: :math:`w(t) = \exp(-5 (1 - \min(t, L) / L)^2)`, the
+      ramp-up of ONE, OKDDip, FFL and PCL (L = 80 of 300 CIFAR epochs);
+    - ``'linear'``: :math:`w(t) = \min(t, L) / L`.
+
+    t is the epoch (``by_epoch=True``: one value per epoch, as the
+    references compute it) or the iteration; :math:`w = 1` for
+    :math:`L = 0`. The distiller multiplies each term in ``terms`` by
+    :attr:`factor`; :class:`~mmmcl.engine.hooks.CohortProgressHook` sets t
+    before every training iteration, from the loop's own (resumable)
+    counters, and t is kept in the state dict (``progress``).
+
+    Args:
+        shape (str): ``'sigmoid'`` or ``'linear'``. Defaults to
+            ``'sigmoid'``.
+        length (int): L, in epochs or iterations. Defaults to 80.
+        by_epoch (bool): Whether t counts epochs. Defaults to True.
+        terms (Sequence[str], optional): The loss terms it scales, e.g.
+            ``('soft_vcl', 'soft_icl')`` or ``('kd', )``; None scales every
+            distillation term of the model (never the CE terms).
+    """
+
+    def __init__(self,
+                 shape: str = 'sigmoid',
+                 length: int = 80,
+                 by_epoch: bool = True,
+                 terms: Optional[Sequence[str]] = None) -> None:
+        super().__init__()
+        if shape not in RAMP_SHAPES:
+            raise ValueError(f'`LossWeightRamp.shape` must be one of '
+                             f'{RAMP_SHAPES}, got {shape!r}.')
+        if length < 0:
+            raise ValueError(
+                f'`LossWeightRamp.length` must be >= 0, got {length}.')
+        if isinstance(terms, str):
+            terms = (terms, )
+        self.shape = shape
+        self.length = length
+        self.by_epoch = by_epoch
+        self.terms: Optional[Tuple[str, ...]] = \
+            None if terms is None else tuple(terms)
+        self.register_buffer(
+            'progress', torch.zeros((), dtype=torch.float64))
+        self._t = 0.
+
+    def set_progress(self, epoch: int, iteration: int) -> None:
+        """Set t from the loop's epoch and global iteration."""
+        self._t = float(epoch if self.by_epoch else iteration)
+        self.progress.fill_(self._t)
+
+    @property
+    def factor(self) -> float:
+        """w(t) of the current t."""
+        if self.length == 0:
+            return 1.
+        ratio = min(max(self._t, 0.), self.length) / self.length
+        if self.shape == 'linear':
+            return ratio
+        return math.exp(-5. * (1. - ratio)**2)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args,
+                              **kwargs) -> None:
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+        self._t = float(self.progress)
+
+    def extra_repr(self) -> str:
+        unit = 'epochs' if self.by_epoch else 'iters'
+        return (f'shape={self.shape!r}, length={self.length} {unit}, '
+                f'terms={self.terms}')

@@ -1,0 +1,160 @@
+"""LossWeightRamp: the factor's formula, its effect on the distiller's
+terms and gradients, the hook that drives it, config errors."""
+import copy
+import math
+from types import SimpleNamespace
+
+import pytest
+import torch
+from mmengine.optim import build_optim_wrapper
+from mmengine.registry import DefaultScope
+from mmpretrain.structures import DataSample
+
+from mmmcl.engine.hooks import CohortProgressHook
+from mmmcl.models.losses import LossWeightRamp
+from mmmcl.registry import MODELS
+
+NUM_CLASSES = 4
+RESNET8 = dict(
+    type='mmpretrain.ImageClassifier',
+    backbone=dict(type='CifarResNet', depth=8, out_indices=(0, 1, 2)),
+    neck=dict(type='mmpretrain.GlobalAveragePooling'),
+    head=dict(type='mmpretrain.LinearClsHead', in_channels=64))
+LMCL = dict(
+    type='CohortDistiller',
+    members=[RESNET8, RESNET8],
+    num_classes=NUM_CLASSES,
+    aux_depth='full',
+    embed_dim=8,
+    contrast_loss=dict(type='InBatchContrastLoss', tau=0.1),
+    logit_kd='aggregator',
+    meta=dict(interval=2, virtual_steps=2, proj_dim=8))
+RAMPED = ('loss_vcl', 'loss_soft_vcl', 'loss_icl', 'loss_soft_icl',
+          'member0.loss_kd', 'member1.loss_kd')
+
+
+@pytest.fixture(autouse=True)
+def mmmcl_scope():
+    with DefaultScope.overwrite_default_scope('mmmcl'):
+        yield
+
+
+def build(**kwargs):
+    cfg = copy.deepcopy(LMCL)
+    cfg.update(kwargs)
+    torch.manual_seed(0)
+    model = MODELS.build(cfg).double()
+    model.init_weights()
+    return model
+
+
+def batch(size=8):
+    gen = torch.Generator().manual_seed(0)
+    inputs = torch.randn(size, 3, 16, 16, generator=gen, dtype=torch.float64)
+    samples = [
+        DataSample().set_gt_label(i // 2 % NUM_CLASSES) for i in range(size)
+    ]
+    return inputs, samples
+
+
+@pytest.mark.parametrize('t', [0, 1, 20, 40, 79, 80, 81, 300])
+def test_sigmoid_by_epoch_matches_formula(t):
+    ramp = LossWeightRamp('sigmoid', length=80, by_epoch=True)
+    ramp.set_progress(epoch=t, iteration=1000 * t + 7)
+    expected = math.exp(-5 * (1 - min(t, 80) / 80)**2)
+    assert ramp.factor == pytest.approx(expected, rel=1e-12)
+    assert float(ramp.progress) == t
+
+
+@pytest.mark.parametrize('it', [0, 3, 25, 50, 99])
+def test_linear_by_iteration_matches_formula(it):
+    ramp = LossWeightRamp('linear', length=50, by_epoch=False)
+    ramp.set_progress(epoch=1, iteration=it)
+    assert ramp.factor == pytest.approx(min(it, 50) / 50, rel=1e-12)
+
+
+def test_state_dict_restores_the_factor():
+    ramp = LossWeightRamp('sigmoid', length=10)
+    ramp.set_progress(epoch=4, iteration=0)
+    fresh = LossWeightRamp('sigmoid', length=10)
+    assert fresh.factor != ramp.factor
+    fresh.load_state_dict(ramp.state_dict())
+    assert fresh.factor == ramp.factor == pytest.approx(math.exp(-5 * .36))
+
+
+def test_bad_ramps_fail_naming_the_field():
+    with pytest.raises(ValueError, match='shape'):
+        LossWeightRamp('cosine')
+    with pytest.raises(ValueError, match=r'loss_ramp.terms` names .kd_typo'):
+        build(loss_ramp=dict(type='LossWeightRamp', terms=('kd_typo', )))
+    with pytest.raises(ValueError, match='already ramps'):
+        build(loss_ramp=[
+            dict(type='LossWeightRamp', terms=('kd', 'icl')),
+            dict(type='LossWeightRamp', terms=('icl', ))
+        ])
+    # DML has only the logit KD term
+    with pytest.raises(ValueError, match=r"\('kd',\)"):
+        build(aux_depth=None, contrast_loss=None, logit_kd='mutual',
+              meta=None,
+              loss_ramp=dict(type='LossWeightRamp', terms=('soft_icl', )))
+
+
+def test_ramp_scales_each_term_and_its_gradient():
+    """At factor f every distillation term and its gradient are f times
+    the unramped ones; CE terms are untouched."""
+    model = build(loss_ramp=dict(
+        type='LossWeightRamp', shape='linear', length=10, by_epoch=False))
+    params = [p for p in model.parameters() if p.requires_grad]
+    inputs, samples = batch()
+
+    def terms_and_grads(iteration):
+        model.set_train_progress(0, 0, iteration)
+        losses = model(inputs, samples, mode='loss')
+        grads = {
+            k: torch.autograd.grad(v, params, retain_graph=True,
+                                   allow_unused=True)
+            for k, v in losses.items()
+        }
+        return losses, grads
+
+    full, full_grads = terms_and_grads(10)  # factor 1
+    ramped, ramped_grads = terms_and_grads(3)  # factor 0.3
+    assert model.ramp_factor('soft_icl') == pytest.approx(0.3)
+    assert set(full) >= set(RAMPED)
+    for key in full:
+        f = 0.3 if key in RAMPED else 1.
+        torch.testing.assert_close(ramped[key], f * full[key], rtol=1e-12,
+                                   atol=0)
+        checked = 0
+        for g_ramped, g_full in zip(ramped_grads[key], full_grads[key]):
+            if g_full is None:
+                assert g_ramped is None
+                continue
+            torch.testing.assert_close(g_ramped, f * g_full, rtol=1e-10,
+                                       atol=1e-14)
+            checked += int(g_full.abs().sum() > 0)
+        assert checked > 0, key
+
+
+def test_per_term_ramps_and_logged_factors():
+    model = build(aux_depth=None, logit_kd='mean', meta=None, loss_ramp=[
+        dict(type='LossWeightRamp', shape='sigmoid', length=4,
+             terms=('soft_vcl', 'soft_icl')),
+        dict(type='LossWeightRamp', shape='linear', length=8, terms='kd'),
+    ]).float()
+    CohortProgressHook().before_train_iter(
+        SimpleNamespace(model=model, epoch=2, iter=17), batch_idx=3)
+    assert model.train_iter == 3
+    expected = dict(soft_vcl=math.exp(-5 * .25), soft_icl=math.exp(-5 * .25),
+                    kd=2 / 8, vcl=1., icl=1.)
+    for term, factor in expected.items():
+        assert model.ramp_factor(term) == pytest.approx(factor)
+    wrapper = build_optim_wrapper(
+        model, dict(optimizer=dict(type='SGD', lr=0.)))
+    inputs, samples = batch()
+    log_vars = model.train_step(
+        dict(inputs=list(inputs.float()), data_samples=samples), wrapper)
+    assert {k: pytest.approx(float(v)) for k, v in log_vars.items()
+            if k.startswith('ramp/')} == {
+                f'ramp/{k}': pytest.approx(v) for k, v in expected.items()
+                if k in ('soft_vcl', 'soft_icl', 'kd')}
