@@ -1,4 +1,5 @@
 """`make demo` end to end, a few iterations per stage (tools/run_demo.py)."""
+import json
 import re
 import subprocess
 import sys
@@ -22,10 +23,15 @@ def test_tiny_demo_writes_table_plots_and_predictions(tmp_path):
     table = (tmp_path / 'results.txt').read_text()
     assert table in out
     for cohort in ('L-MCL', 'baseline'):
-        assert re.search(rf'^{cohort} +(\d+\.\d\d +){{2}}\d+\.\d\d *$', table,
+        assert re.search(rf'^\| {cohort} (\| \d+\.\d\d ){{3}}\|$', table,
                          re.M), table
     for init in ('L-MCL', 'baseline', 'scratch'):
-        assert re.search(rf'^{init} +\d+\.\d +\d+\.\d *$', table, re.M), table
+        assert re.search(rf'^\| {init} (\| \d+\.\d ){{2}}\|$', table,
+                         re.M), table
+    result = json.loads((tmp_path / 'results.json').read_text())
+    assert result['table'] == table.strip()
+    assert result['provenance']['command'].startswith(
+        'python tools/run_demo.py --tiny')
     # every stage is a tool call the user could run alone
     for tool in ('tools/train.py', 'tools/test.py',
                  'tools/model_converters/export_backbone.py'):
@@ -40,3 +46,6 @@ def test_tiny_demo_writes_table_plots_and_predictions(tmp_path):
     again = run_demo(tmp_path)
     assert '[demo] $' not in again
     assert again.count('skipped') == 2 * 3 + 6 * 2
+    # everything is seeded: a run from scratch prints the same tables
+    run_demo(tmp_path / 'second')
+    assert (tmp_path / 'second' / 'results.txt').read_text() == table

@@ -5,7 +5,8 @@ Each (config, seed) is an ordinary ``tools/train.py`` run with
 checkpoint (chosen on val) is then scored by ``tools/test.py`` on the val
 and the test split. Finished runs are reused unless ``--redo`` is given.
 The table (mean +- sample std over seeds) is printed and written to
-``WORK_DIR/results.md`` with the raw numbers in ``results.json``.
+``WORK_DIR/results.md``, and with the raw numbers and the provenance
+(command, commit, machine) in ``results.json``.
 
     python tools/analysis_tools/seed_sweep.py CONFIG [CONFIG ...] \
         [--seeds 0 1 2] [--work-dir work_dirs/seed_sweep]
@@ -21,6 +22,7 @@ import sys
 from typing import Dict, List
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+sys.path.insert(0, ROOT)
 SPLITS = ('val', 'test')
 
 
@@ -103,8 +105,9 @@ def main() -> int:
     os.makedirs(args.work_dir, exist_ok=True)
     with open(osp.join(args.work_dir, 'results.md'), 'w') as f:
         f.write(table + '\n')
-    with open(osp.join(args.work_dir, 'results.json'), 'w') as f:
-        json.dump(raw, f, indent=2)
+    from mmmcl.utils.provenance import write_result
+    write_result(osp.join(args.work_dir, 'results.json'),
+                 dict(table=table, seeds=args.seeds, runs=raw))
     return 0
 
 

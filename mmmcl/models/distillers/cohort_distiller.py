@@ -549,8 +549,8 @@ class CohortDistiller(BaseModel):
         if self.train_iter is None:
             raise RuntimeError(
                 '`model.meta` is set but the iteration index is unknown: '
-                "add dict(type='CohortProgressHook') to `custom_hooks` "
-                '(configs/_base_/default_runtime.py does).')
+                "add default_hooks.cohort_progress=dict(type='CohortProgress"
+                "Hook') (configs/_base_/default_runtime.py does).")
         return self.train_iter % self.meta_step.interval == 0
 
     def _optim_wrappers(
