@@ -38,7 +38,7 @@ def test_tiny_demo_writes_table_plots_and_predictions(tmp_path):
         assert f'[demo] $ {sys.executable} {tool}' in out
     for task in ('det', 'seg'):
         assert (tmp_path / f'{task}_curves.png').stat().st_size > 0
-    assert list(tmp_path.glob('det_L-MCL/test/*/vis/*.png'))
+    assert list(tmp_path.glob('det_L-MCL_seed0/test/*/vis/*.png'))
     for name in ('l-mcl', 'baseline'):
         assert (tmp_path / 'backbones' / f'{name}_member0.pth').is_file()
 
