@@ -15,8 +15,11 @@ ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 
 def git_commit(root: str = ROOT) -> str:
-    """HEAD's hash, with ``-dirty`` if tracked files differ from it;
-    ``'unknown'`` outside a git checkout."""
+    """HEAD's hash, with ``-dirty`` if tracked files differ from it.
+
+    Outside a git checkout (a copy of the tree sent to another machine):
+    the environment's ``MMMCL_COMMIT`` if set, else ``'unknown'``.
+    """
     try:
         commit = subprocess.run(['git', 'rev-parse', 'HEAD'],
                                 cwd=root,
@@ -30,7 +33,7 @@ def git_commit(root: str = ROOT) -> str:
             text=True,
             check=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
-        return 'unknown'
+        return os.environ.get('MMMCL_COMMIT', 'unknown')
     return commit + ('-dirty' if dirty else '')
 
 

@@ -66,7 +66,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--lr', type=float, default=0.1)
     parser.add_argument(
         '--jobs', type=int, default=1,
-        help='runs at once, each with 2 // jobs threads (min 1)')
+        help='runs at once, each with cores // jobs threads (min 1)')
     parser.add_argument(
         '--work-dir', default=osp.join(ROOT, 'work_dirs', 'regime_study'))
     parser.add_argument(
@@ -171,6 +171,13 @@ def val_curve(run_dir: str) -> List[dict]:
     return curve
 
 
+def run_device() -> str:
+    """What ``tools/train.py`` trains on here: the GPU's name or cpu."""
+    import torch
+    return (torch.cuda.get_device_name(0)
+            if torch.cuda.is_available() else 'cpu')
+
+
 def train_and_test(args: argparse.Namespace, method: str, labels: int,
                    ramp: str, seed: int, threads: int) -> dict:
     """One run of the grid (reused if finished); its record."""
@@ -211,6 +218,7 @@ def train_and_test(args: argparse.Namespace, method: str, labels: int,
         min_member_val_after_epoch1=min(
             (min(p[k] for k in MEMBERS) for p in curve if p['epoch'] >= 2),
             default=None),
+        device=run_device(),
         wall_s=round(time.time() - start, 1))
     with open(record_file, 'w') as f:
         json.dump(record, f, indent=1)
@@ -283,14 +291,16 @@ def goal_check(rows: List[dict]) -> List[dict]:
     return checks
 
 
-def table(rows: List[dict], checks: List[dict], args) -> str:
+def table(rows: List[dict], checks: List[dict], runs: List[dict],
+          args) -> str:
     fmt = '{:.2f} ± {:.2f}'.format
     lines = [
         f'Test top-1 (%), mean ± sample std over seeds {args.seeds}; the val '
         f'split chose each checkpoint. MNIST-5k, ResNet-20 pairs, '
         f'{args.epochs} epochs of {args.iters_per_epoch} batches of 10 '
         f'digits x {IMAGES_PER_DIGIT_IN_BATCH}, '
-        f'lr {args.lr}.', '',
+        f'lr {args.lr}. Trained on: '
+        f"{', '.join(sorted({r.get('device', 'cpu') for r in runs}))}.", '',
         '| method | labels/digit | ramp | member0 | member1 | members | '
         'ensemble | worst member val after ep. 1 |',
         '|---|---|---|---|---|---|---|---|'
@@ -351,7 +361,7 @@ def plot(rows: List[dict], path: str, title: str) -> str:
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
     runs = grid(args)
-    threads = max(1, 2 // args.jobs)
+    threads = max(1, (os.cpu_count() or 1) // args.jobs)
     print(f'[regime_study] {len(runs)} runs, {args.jobs} at a time, '
           f'{threads} thread(s) each', flush=True)
     done = []
@@ -370,7 +380,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         records = list(pool.map(one, runs))
     rows = summarise(records)
     checks = goal_check(rows)
-    text = table(rows, checks, args)
+    text = table(rows, checks, records, args)
     print(text)
     from mmmcl.utils.provenance import write_result
     out = osp.join(args.out_dir, args.name)
