@@ -106,7 +106,10 @@ def test_failed_row_is_reported(gpu_check, monkeypatch):
     monkeypatch.setattr(gpu_check, 'train_row', fake_row)
     args = gpu_check.parse_args(['--device', 'cpu', '--kinds', 'single',
                                  'lmcl', '--amp-dtypes', 'float16'])
-    rows = gpu_check.run_rows(args)
+    seen = []
+    rows = gpu_check.run_rows(args, lambda so_far: seen.append(len(so_far)))
+    # the rows so far are reported after each one (a cut run keeps them)
+    assert seen == [1, 2, 3, 4]
     assert [r['error'] for r in rows] == [
         None, None, None, 'RuntimeError: meta step under GradScaler']
     assert rows[1]['x_single'] == pytest.approx(3.)

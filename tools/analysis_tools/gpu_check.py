@@ -181,8 +181,13 @@ def train_row(kind: str, amp_dtype: Optional[str],
         finite=all(math.isfinite(x) for x in losses))
 
 
-def run_rows(args: argparse.Namespace) -> List[dict]:
-    """Every (kind, precision) row; a failure is recorded, not raised."""
+def run_rows(args: argparse.Namespace,
+             on_row: Callable[[List[dict]], None]) -> List[dict]:
+    """Every (kind, precision) row; a failure is recorded, not raised.
+
+    ``on_row(rows)`` is called with the rows so far after each one, so
+    that a run cut short still leaves what it measured.
+    """
     logger = MMLogger.get_current_instance()
     rows = []
     for precision in [None] + args.amp_dtypes:
@@ -202,6 +207,13 @@ def run_rows(args: argparse.Namespace) -> List[dict]:
                     torch.cuda.empty_cache()
             rows.append(row)
             logger.info(f'gpu_check {row}')
+            on_row(with_ratios(rows))
+    return rows
+
+
+def with_ratios(rows: List[dict]) -> List[dict]:
+    """Set each row's ``x_single``: its normal step over the single
+    network's in the same precision (None until that one is measured)."""
     singles = {r['precision']: r.get('normal_step_s') for r in rows
                if r['kind'] == 'single' and r['error'] is None}
     for row in rows:
@@ -293,13 +305,18 @@ def main(argv: Optional[List[str]] = None) -> int:
         torch.set_num_threads(args.threads)
     if args.device == 'cuda':
         torch.backends.cudnn.benchmark = True
-    rows = run_rows(args)
-    text = table(rows, args)
     command = [__file__] + list(sys.argv[1:] if argv is None else argv)
-    path = write_result(args.out, dict(
-        table=text, rows=rows, settings={k: v for k, v in vars(args).items()
-                                         if k != 'out'}), argv=command)
-    print(f'{text}\n-> {path}')
+    settings = {k: v for k, v in vars(args).items() if k != 'out'}
+    planned = len(args.kinds) * (1 + len(args.amp_dtypes))
+
+    def save(rows: List[dict]) -> str:
+        return write_result(args.out, dict(
+            table=table(rows, args), rows=rows, settings=settings,
+            complete=len(rows) == planned), argv=command)
+
+    rows = run_rows(args, save)
+    path = save(rows)
+    print(f'{table(rows, args)}\n-> {path}')
     failed = [r for r in rows if r['error'] or not r.get('finite', False)]
     return 1 if failed else 0
 
