@@ -1,6 +1,7 @@
-"""``import mmmcl`` and a cohort's whole training path leave mmdet, mmseg
-and ``mmcv.ops`` unimported (a machine with mmcv built without ops, or
-without mmdet / mmseg, trains cohorts).
+"""``import mmmcl`` and a cohort's whole training path leave mmdet, mmseg,
+``mmcv.ops`` and pycocotools unimported (a machine with mmcv built without
+ops, or without the detection stack, trains cohorts; a GPU machine without
+pycocotools once failed in ``mmmcl.datasets``).
 
 The subprocess stands for such a machine: every import of the three is
 blocked, and mmengine's ``mmcv_full_available()`` says False, as it does
@@ -26,7 +27,7 @@ import os
 import sys
 import traceback
 
-BLOCKED = ('mmdet', 'mmseg', 'mmcv.ops')
+BLOCKED = ('mmdet', 'mmseg', 'mmcv.ops', 'pycocotools')
 TRIED = []  # (module, file that imports it)
 
 

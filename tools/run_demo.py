@@ -52,12 +52,12 @@ TRAIN_CANVASES = 100
 TRANSFER = {
     'det': dict(
         config='configs/transfer/mmdet/'
-        'faster-rcnn_cifar-r20-fpn_1xb8-4e_mnist-canvas.py',
+        'faster-rcnn_cifar-r20-fpn_1xb8-8e_mnist-canvas.py',
         metric='coco/bbox_mAP',
         name='Faster R-CNN bbox mAP'),
     'seg': dict(
         config='configs/transfer/mmseg/'
-        'fcn_cifar-r20_1xb8-600iter_mnist-canvas-96x96.py',
+        'fcn_cifar-r20_1xb8-300iter_mnist-canvas-96x96.py',
         metric='mIoU',
         name='FCN mIoU'),
 }

@@ -27,7 +27,6 @@ import cv2
 import numpy as np
 from mmengine.logging import print_log
 from mmengine.utils import ProgressBar
-from pycocotools import mask as mask_utils
 
 from mmmcl.version import __version__
 from .mnist5k import load_mnist5k, mnist5k_split_indices
@@ -261,6 +260,9 @@ def _compose(rng: np.random.Generator, pool: np.ndarray, images: np.ndarray,
 def _annotation(mask: np.ndarray, digit: dict, ann_id: int,
                 img_id: int) -> dict:
     """COCO annotation of one visible mask ``(H, W)`` bool."""
+    # A detection-only dependency: importing mmmcl.datasets (every cohort
+    # run does) must not need it.
+    from pycocotools import mask as mask_utils
     side = digit['patch'].shape[0]
     rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
     rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))

@@ -17,9 +17,12 @@ ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 def git_commit(root: str = ROOT) -> str:
     """HEAD's hash, with ``-dirty`` if tracked files differ from it.
 
-    Outside a git checkout (a copy of the tree sent to another machine):
-    the environment's ``MMMCL_COMMIT`` if set, else ``'unknown'``.
+    ``MMMCL_COMMIT`` in the environment wins: a caller that runs a copy of
+    the tree on another machine, whose git metadata may be stale, names
+    the commit. Outside a git checkout without it: ``'unknown'``.
     """
+    if os.environ.get('MMMCL_COMMIT'):
+        return os.environ['MMMCL_COMMIT']
     try:
         commit = subprocess.run(['git', 'rev-parse', 'HEAD'],
                                 cwd=root,
@@ -33,7 +36,7 @@ def git_commit(root: str = ROOT) -> str:
             text=True,
             check=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
-        return os.environ.get('MMMCL_COMMIT', 'unknown')
+        return 'unknown'
     return commit + ('-dirty' if dirty else '')
 
 

@@ -17,8 +17,8 @@ REPO = Path(__file__).resolve().parents[2]
 ROOT = REPO / 'configs' / 'transfer'
 CONFIGS = sorted(ROOT.glob('*/*.py'))
 NUM_CONFIGS = {'mmdet': 9, 'mmseg': 14}
-DET_DEMO = 'mmdet/faster-rcnn_cifar-r20-fpn_1xb8-4e_mnist-canvas.py'
-SEG_DEMO = 'mmseg/fcn_cifar-r20_1xb8-600iter_mnist-canvas-96x96.py'
+DET_DEMO = 'mmdet/faster-rcnn_cifar-r20-fpn_1xb8-8e_mnist-canvas.py'
+SEG_DEMO = 'mmseg/fcn_cifar-r20_1xb8-300iter_mnist-canvas-96x96.py'
 # Mask / Faster R-CNN R18 and R50 on COCO: the paper's transfer setting
 PAPER = [
     f'mmdet/{m}-rcnn_{r}-fpn_8xb2-1x_coco.py' for m in ('faster', 'mask')

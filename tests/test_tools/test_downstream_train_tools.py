@@ -22,9 +22,9 @@ from mmmcl.utils import load_from_local
 REPO = Path(__file__).resolve().parents[2]
 CONFIGS = {
     'mmdet': REPO / 'configs/transfer/mmdet/'
-    'faster-rcnn_cifar-r20-fpn_1xb8-4e_mnist-canvas.py',
+    'faster-rcnn_cifar-r20-fpn_1xb8-8e_mnist-canvas.py',
     'mmseg': REPO / 'configs/transfer/mmseg/'
-    'fcn_cifar-r20_1xb8-600iter_mnist-canvas-96x96.py',
+    'fcn_cifar-r20_1xb8-300iter_mnist-canvas-96x96.py',
 }
 MEMBER = dict(_scope_='mmmcl', type='CifarResNet', depth=20,
               out_indices=(0, 1, 2))

@@ -93,3 +93,12 @@ def test_tiny_study_writes_json_table_and_plot(study, tmp_path):
     mtime = record.stat().st_mtime
     assert study.main(argv) == 0
     assert record.stat().st_mtime == mtime
+    # a rerun starts from an empty folder: a stale best checkpoint of a run
+    # cut short cannot pass for the new run's
+    stale = record.parent / 'best_ensemble_accuracy_top1_epoch_99.pth'
+    stale.write_bytes(b'not a checkpoint')
+    redo = argv[:] + ['--redo']
+    redo.remove('baseline')
+    assert study.main(redo) == 0
+    assert not stale.exists()
+    assert json.loads(record.read_text())['best_checkpoint'] != stale.name

@@ -27,6 +27,7 @@ import glob
 import json
 import os
 import os.path as osp
+import shutil
 import statistics
 import subprocess
 import sys
@@ -188,7 +189,10 @@ def train_and_test(args: argparse.Namespace, method: str, labels: int,
         with open(record_file) as f:
             return json.load(f)
     start = time.time()
-    os.makedirs(run_dir, exist_ok=True)
+    # a run cut short (or redone) leaves checkpoints and logs that the
+    # glob for best_*.pth would take for this run's
+    shutil.rmtree(run_dir, ignore_errors=True)
+    os.makedirs(run_dir)
     config = osp.join(run_dir, 'config.py')
     regime_config(method, labels, ramp, args.epochs, args.iters_per_epoch,
                   args.lr, seed).dump(config)
