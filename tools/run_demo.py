@@ -45,7 +45,7 @@ COHORTS = {
 }
 REGIME = ('ResNet-20 pairs, 20 labelled images a digit, 8 epochs of 25 '
           'batches of 10 digits x 2, L-MCL ramped up (sigmoid)')
-STUDY = 'results/regime_study/confirm.png'
+STUDY = 'results/regime_study/study.png'
 # how many training canvases the fine-tunings see (few: pre-training can
 # matter), set in the transfer configs
 TRAIN_CANVASES = 100
@@ -75,7 +75,8 @@ def parse_args() -> argparse.Namespace:
         help='where the canvases are written once and reused (default '
         'data/mnist_canvas, with --tiny WORK_DIR/mnist_canvas)')
     parser.add_argument(
-        '--pretrain-epochs', type=int, help='override the 15 epochs')
+        '--pretrain-epochs', type=int,
+        help="override the cohort configs' 8 epochs")
     parser.add_argument(
         '--tiny', action='store_true',
         help='a few iterations per stage on a few images (a smoke test)')

@@ -109,7 +109,7 @@ def test_logit_kd_matches_formula():
     out = model.cohort_forward(inputs)
     losses = model(inputs, samples, mode='loss')
     finals = [logits[-1] for logits in out['logits']]
-    t = model.kd_temperature
+    t = model.kd_loss.temperature
     for m in range(3):
         expected = sum(
             F.kl_div(

@@ -4,5 +4,5 @@ model = dict(
     aux_depth=None,
     contrast_loss=None,
     logit_kd='mutual',
-    kd_temperature=1.0,
+    kd_loss=dict(type='LogitKDLoss', temperature=1.0),
     meta=None)

@@ -14,7 +14,7 @@ model = dict(
         mask_cross_view_self=True),
     loss_weights=dict(vcl=0.1, soft_vcl=1.0, icl=0.1, soft_icl=1.0),
     logit_kd='aggregator',
-    kd_temperature=3.0,
+    kd_loss=dict(type='LogitKDLoss', temperature=3.0),
     meta=dict(interval=50, virtual_steps=2, momentum=0.9, proj_dim=128))
 # The paper's recipe: every term at full weight from the first step (no
 # `loss_ramp`). A child adds model.loss_ramp=dict(type='LossWeightRamp',

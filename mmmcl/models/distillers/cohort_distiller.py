@@ -1,10 +1,7 @@
-import copy
 import time
-import warnings
 from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
-import torch.distributed.nn.functional as dist_nn
 import torch.nn as nn
 import torch.nn.functional as F
 from mmengine.dist import all_gather, get_world_size
@@ -13,9 +10,10 @@ from mmengine.optim import OptimWrapper, OptimWrapperDict
 from torch import Tensor
 
 from mmmcl.registry import MODELS
-from ..backbones.auxiliary_branch import AuxiliaryBranch
 from ..heads import EmbeddingHead, LayerMatchingWeights, StageAggregator
-from ..utils import stage_layers
+from ..utils import gather_rows
+from .cohort_members import (build_branches, check_members, stage_positions,
+                             with_num_classes)
 from .meta_step import MetaStep
 
 LOGIT_KD_MODES = (None, 'aggregator', 'mean', 'mutual')
@@ -62,7 +60,8 @@ class CohortDistiller(BaseModel):
         loss_weights (dict): Weights of ``vcl``, ``soft_vcl``, ``icl``,
             ``soft_icl``. Defaults to the CIFAR recipe (0.1, 1, 0.1, 1).
         logit_kd (str, optional): See above. Defaults to None.
-        kd_temperature (float): T of the logit KD. Defaults to 3.0.
+        kd_loss (dict): The logit KD term. Defaults to
+            ``dict(type='LogitKDLoss', temperature=3.0)``.
         meta (dict, optional): ``dict(interval=50, virtual_steps=2,
             momentum=0.9, proj_dim=128)``. Defaults to None.
         loss_ramp (dict | list[dict], optional): One ramp for every
@@ -82,7 +81,7 @@ class CohortDistiller(BaseModel):
                  contrast_loss: Optional[dict] = None,
                  loss_weights: Optional[dict] = None,
                  logit_kd: Optional[str] = None,
-                 kd_temperature: float = 3.0,
+                 kd_loss: Optional[dict] = None,
                  meta: Optional[dict] = None,
                  loss_ramp: Optional[Union[dict, Sequence[dict]]] = None,
                  init_cfg: Optional[dict] = None) -> None:
@@ -109,17 +108,18 @@ class CohortDistiller(BaseModel):
         if num_classes is None and isinstance(data_preprocessor, dict):
             num_classes = data_preprocessor.get('num_classes')
         self.members = nn.ModuleList(
-            MODELS.build(self._with_num_classes(m, num_classes))
-            for m in members)
-        self.num_classes = self._check_members()
+            MODELS.build(with_num_classes(m, num_classes)) for m in members)
+        self.num_classes = check_members(self.members)
         self.logit_kd = logit_kd
-        self.kd_temperature = kd_temperature
+        self.kd_loss = MODELS.build(
+            kd_loss or dict(type='LogitKDLoss', temperature=3.0))
 
         self.stage_out = []  # positions in out_indices used as stages
         self.branches = nn.ModuleList()
         for m, member in enumerate(self.members):
-            self.stage_out.append(self._stage_positions(m, aux_depth))
-            self.branches.append(self._build_branches(m, aux_depth))
+            self.stage_out.append(stage_positions(member, m, aux_depth))
+            self.branches.append(
+                build_branches(member, self.num_classes, aux_depth))
         self.num_stages = [len(p) for p in self.stage_out]
         feat_dims = [[member.head.in_channels] * s
                      for member, s in zip(self.members, self.num_stages)]
@@ -156,65 +156,6 @@ class CohortDistiller(BaseModel):
         # (final-stage embeddings, sample indices) of the last loss() with
         # memory banks, for the bank update after the backward.
         self._bank_update: Optional[Tuple[List[Tensor], Tensor]] = None
-
-    # ----------------------------------------------------------- building
-    @staticmethod
-    def _with_num_classes(member: dict, num_classes: Optional[int]) -> dict:
-        member = copy.deepcopy(member)
-        head = member.get('head')
-        if num_classes is not None and isinstance(head, dict):
-            head.setdefault('num_classes', num_classes)
-        return member
-
-    def _check_members(self) -> int:
-        num_classes = []
-        for m, member in enumerate(self.members):
-            head = getattr(member, 'head', None)
-            if not hasattr(head, 'num_classes') or not hasattr(
-                    head, 'in_channels'):
-                raise TypeError(
-                    f'`model.members[{m}]` must be a classifier with a '
-                    'linear head that has `num_classes` and `in_channels` '
-                    f'(e.g. LinearClsHead), got {type(member).__name__} '
-                    f'with head {type(head).__name__}.')
-            num_classes.append(head.num_classes)
-            if head.num_classes != num_classes[0]:
-                raise ValueError(
-                    f'`model.members[{m}].head.num_classes` is '
-                    f'{head.num_classes} but `model.members[0].head.'
-                    f'num_classes` is {num_classes[0]}: a cohort shares '
-                    'one label space.')
-        return num_classes[0]
-
-    def _stage_positions(self, m: int, aux_depth: Optional[str]) -> List[int]:
-        """Check the member's out_indices; positions of the used outputs."""
-        backbone = self.members[m].backbone
-        field = f'model.members[{m}].backbone'
-        try:
-            stages, _ = stage_layers(backbone)
-        except TypeError as e:
-            raise TypeError(f'`{field}`: {e}') from None
-        out = getattr(backbone, 'out_indices', None)
-        if out is None:
-            raise TypeError(f'`{field}` ({type(backbone).__name__}) has no '
-                            '`out_indices`: a cohort member must yield its '
-                            'stage outputs.')
-        num = len(stages)
-        out = [i + num if i < 0 else i for i in out]
-        if (any(not 0 <= i < num for i in out) or out != sorted(set(out))
-                or out[-1] != num - 1):
-            raise ValueError(
-                f'`{field}.out_indices` must be increasing stage indices '
-                f'from {list(range(num))} ending with the last stage '
-                f'{num - 1}, got {tuple(getattr(backbone, "out_indices"))}.')
-        if aux_depth is None:
-            return [len(out) - 1]
-        if len(out) < 2:
-            raise ValueError(
-                f'`{field}.out_indices` is {tuple(out)}: auxiliary branches '
-                'start at the outputs before the last; give at least two, '
-                f'e.g. {tuple(range(num))}.')
-        return list(range(len(out)))
 
     @property
     def distill_terms(self) -> Tuple[str, ...]:
@@ -258,17 +199,6 @@ class CohortDistiller(BaseModel):
         self.train_iter = batch_idx
         for ramp in self.loss_ramps:
             ramp.set_progress(epoch, iteration)
-
-    def _build_branches(self, m: int, aux_depth: Optional[str]) -> nn.Module:
-        if aux_depth is None:
-            return nn.ModuleList()
-        member = self.members[m]
-        stages, post = stage_layers(member.backbone)
-        num = len(stages)
-        out = [i + num if i < 0 else i for i in member.backbone.out_indices]
-        return nn.ModuleList(
-            AuxiliaryBranch(stages[i + 1:], post, member.head.in_channels,
-                            self.num_classes, aux_depth) for i in out[:-1])
 
     # ------------------------------------------------------------ forward
     def forward(self,
@@ -423,11 +353,11 @@ class CohortDistiller(BaseModel):
         sizes = [int(n) for n in all_gather(labels.new_tensor([len(labels)]))]
         num_stages = [len(e) for e in embeddings]
         stacked = torch.stack([e for net in embeddings for e in net], dim=1)
-        groups = iter(_gather_rows(stacked, sizes).unbind(1))  # (B, G, D)
+        groups = iter(gather_rows(stacked, sizes).unbind(1))  # (B, G, D)
         embeddings = [[next(groups) for _ in range(s)] for s in num_stages]
-        labels = _gather_rows(labels, sizes)
+        labels = gather_rows(labels, sizes)
         if weights is not None:
-            weights = _gather_rows(weights.T, sizes).T
+            weights = gather_rows(weights.T, sizes).T
         return embeddings, labels, weights
 
     def logit_kd_losses(self, out: dict) -> Dict[str, Tensor]:
@@ -446,20 +376,11 @@ class CohortDistiller(BaseModel):
         losses = {}
         factor = self.ramp_factor(LOGIT_KD_TERM)
         for m, (logit, member_targets) in enumerate(zip(finals, targets)):
-            kd = sum(self._kl(logit, t) for t in member_targets)
+            kd = sum(self.kd_loss(logit, t) for t in member_targets)
             if self.logit_kd == 'mutual':
                 kd = kd / len(member_targets)
             losses[f'member{m}.loss_{LOGIT_KD_TERM}'] = factor * kd
         return losses
-
-    def _kl(self, logits: Tensor, target: Tensor) -> Tensor:
-        """T^2 KL(softmax(target/T) || softmax(logits/T)), batch mean."""
-        t = self.kd_temperature
-        return F.kl_div(
-            F.log_softmax(logits / t, dim=1),
-            F.log_softmax(target / t, dim=1),
-            reduction='batchmean',
-            log_target=True) * t**2
 
     def predict(self,
                 inputs: Tensor,
@@ -577,21 +498,3 @@ class CohortDistiller(BaseModel):
         prefixes = ('members.', 'branches.', 'embed_heads.')
         return [n for n, _ in self.named_parameters() if n.startswith(prefixes)]
 
-
-def _gather_rows(tensor: Tensor, sizes: List[int]) -> Tensor:
-    """Every rank's ``tensor`` concatenated along dim 0, in rank order.
-
-    Autograd-aware (``torch.distributed.nn.functional.all_gather``): the
-    gradient of the result's rows of rank r, summed over the ranks, flows
-    back to rank r's ``tensor``. Rank r holds ``sizes[r]`` rows; shorter
-    tensors are padded for the collective.
-    """
-    pad = max(sizes) - tensor.shape[0]
-    if pad:
-        tensor = torch.cat([tensor, tensor.new_zeros(pad, *tensor.shape[1:])])
-    with warnings.catch_warnings():
-        # Deprecated in torch 2.14 for the functional collectives, which are
-        # private; this one is public and twice differentiable (meta step).
-        warnings.simplefilter('ignore', FutureWarning)
-        parts = dist_nn.all_gather(tensor)
-    return torch.cat([part[:n] for part, n in zip(parts, sizes)])

@@ -1,13 +1,13 @@
-import warnings
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import torch
-import torch.distributed.nn.functional as dist_nn
 import torch.nn as nn
 from mmengine.dist import all_reduce, get_world_size
 from mmengine.optim import OptimWrapper
 from torch import Tensor
 from torch.func import functional_call
+
+from ..utils import mean_over_ranks
 
 
 class MetaStep:
@@ -120,7 +120,7 @@ class MetaStep:
                 create_graph=create_graph,
                 allow_unused=True)
             if get_world_size() > 1:
-                grads = _mean_over_ranks(grads)
+                grads = mean_over_ranks(grads)
             updated = {}
             for (n, p), g, lr, wd in zip(theta.items(), grads, lrs, wds):
                 d = wd * p if g is None else g + wd * p
@@ -196,20 +196,3 @@ def step_unscaled(wrapper: OptimWrapper) -> None:
     """
     OptimWrapper.step(wrapper)
 
-
-def _mean_over_ranks(
-        grads: Sequence[Optional[Tensor]]) -> List[Optional[Tensor]]:
-    """The mean over the ranks of each gradient, differentiable.
-
-    One all-reduce of the flattened gradients; the ranks agree on which are
-    None (unused parameters), as they run the same model.
-    """
-    present = [g for g in grads if g is not None]
-    flat = torch.cat([g.reshape(-1) for g in present])
-    with warnings.catch_warnings():
-        # Deprecated in torch 2.14 for the functional collectives, which are
-        # private; this one is public and differentiable to any order.
-        warnings.simplefilter('ignore', FutureWarning)
-        flat = dist_nn.all_reduce(flat) / get_world_size()
-    parts = iter(flat.split([g.numel() for g in present]))
-    return [None if g is None else next(parts).view_as(g) for g in grads]

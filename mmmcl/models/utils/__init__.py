@@ -1,7 +1,9 @@
 from .cohort_blocks import (block_group_index, cohort_blocks,
                             group_offsets)
+from .collectives import gather_rows, mean_over_ranks
 from .stage_layers import stage_layers
 
 __all__ = [
-    'cohort_blocks', 'group_offsets', 'block_group_index', 'stage_layers'
+    'cohort_blocks', 'group_offsets', 'block_group_index', 'gather_rows',
+    'mean_over_ranks', 'stage_layers'
 ]
