@@ -36,7 +36,7 @@ wrn_40_2 = _member(
          out_indices=(0, 1, 2)), 128)
 shufflenetv2_0_5x = _member(
     dict(type='CifarShuffleNetV2', widen_factor=0.5,
-         out_indices=(0, 1, 2, 3)), 1024)
+         out_indices=(0, 1, 2)), 1024)
 shufflenetv2_1x = _member(
     dict(type='CifarShuffleNetV2', widen_factor=1.0,
-         out_indices=(0, 1, 2, 3)), 1024)
+         out_indices=(0, 1, 2)), 1024)
