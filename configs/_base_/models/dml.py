@@ -1,8 +1,4 @@
 # DML (Zhang et al. 2018): CE + mutual logit KL (T = 1) between members.
-_base_ = ['./lmcl.py']
+_base_ = ['./independent.py']
 model = dict(
-    aux_depth=None,
-    contrast_loss=None,
-    logit_kd='mutual',
-    kd_loss=dict(type='LogitKDLoss', temperature=1.0),
-    meta=None)
+    logit_kd='mutual', kd_loss=dict(type='LogitKDLoss', temperature=1.0))
