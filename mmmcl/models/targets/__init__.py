@@ -1,0 +1,10 @@
+from .fusion_target import FusionTarget
+from .gated_ensemble_target import GatedEnsembleTarget
+from .min_logit_target import MinLogitTarget
+from .peer_attention_target import PeerAttentionTarget
+from .peer_mean_target import PeerMeanTarget
+
+__all__ = [
+    'FusionTarget', 'GatedEnsembleTarget', 'MinLogitTarget',
+    'PeerAttentionTarget', 'PeerMeanTarget'
+]

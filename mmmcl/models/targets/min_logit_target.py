@@ -1,0 +1,27 @@
+"""KDCL-MinLogit: the ensemble target of Guo et al. 2020."""
+from typing import Sequence
+
+import torch
+import torch.nn as nn
+from torch import Tensor
+
+from mmmcl.registry import MODELS
+
+
+@MODELS.register_module()
+class MinLogitTarget(nn.Module):
+    r"""KDCL's MinLogit ensemble, :math:`z_c = \min_i (z_{i,c} - z_{i,y})`.
+
+    Each peer's logits are shifted so that the true class y scores 0; the
+    teacher takes, class by class, the smallest shifted logit over the N
+    peers, i.e. for every wrong class the peer most confident against it.
+    The target of every peer; detached (a teacher, not trained through).
+    """
+
+    def forward(self, logits: Sequence[Tensor], labels: Tensor) -> Tensor:
+        """Target (B, C) from the peers' ``logits[i]`` (B, C) and the
+        labels y (B, )."""
+        stacked = torch.stack(list(logits)).detach()  # (N, B, C)
+        index = labels.view(1, -1, 1).expand(len(logits), -1, 1)
+        shifted = stacked - stacked.gather(2, index)
+        return shifted.min(0).values
