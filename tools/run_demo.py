@@ -13,7 +13,9 @@
    provenance ``--out``), curves of the fine-tunings and a few test
    canvases with the predictions drawn.
 
-Everything is seeded: two runs print the same tables.
+Everything is seeded and every stage trains with one intra-op thread, so
+two runs print the same tables whatever ``--jobs``, and the pretraining
+equals the regime study's seed-0 runs of the same configs.
 
 Every stage is an ordinary ``tools/train.py`` / ``tools/test.py`` /
 ``tools/model_converters/export_backbone.py`` call (printed before it runs),
@@ -21,7 +23,7 @@ which a user can run alone; this script only chains them. A stage whose
 output exists is skipped unless ``--redo`` is given.
 
     python tools/run_demo.py [--work-dir work_dirs/demo] [--redo] \
-        [--finetune-seeds 0 1 2] [--out results/demo/demo.json]
+        [--jobs 2] [--finetune-seeds 0 1 2] [--out results/demo/demo.json]
 """
 import argparse
 import glob
@@ -32,7 +34,8 @@ import statistics
 import subprocess
 import sys
 import time
-from typing import Dict, List, Optional
+from concurrent.futures import ThreadPoolExecutor
+from typing import Dict, List, Optional, Tuple
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, ROOT)
@@ -87,13 +90,36 @@ def parse_args() -> argparse.Namespace:
         '--out', help='also write the tables with their provenance to this '
         'JSON file (default WORK_DIR/results.json)')
     parser.add_argument(
+        '--jobs', type=int, default=2,
+        help='stages run side by side, one thread each (default 2: the '
+        "two cores of the demo's machine)")
+    parser.add_argument(
         '--redo', action='store_true', help='rerun finished stages')
     return parser.parse_args()
 
 
-def run(cmd: List[str]) -> None:
-    print('[demo] $', ' '.join(cmd), flush=True)
-    subprocess.run(cmd, cwd=ROOT, check=True)
+def run(cmd: List[str], log: Optional[str] = None) -> None:
+    """Run one stage with one intra-op thread (CPU results depend on the
+    thread count; the regime study's runs use one too), its output to the
+    console or, when stages run side by side, to ``log``."""
+    env = dict(os.environ, OMP_NUM_THREADS='1', MKL_NUM_THREADS='1')
+    print('[demo] $', ' '.join(cmd) + (f'  > {log}' if log else ''),
+          flush=True)
+    if log is None:
+        subprocess.run(cmd, cwd=ROOT, env=env, check=True)
+        return
+    os.makedirs(osp.dirname(log), exist_ok=True)
+    with open(log, 'a') as f:
+        code = subprocess.run(cmd, cwd=ROOT, env=env, stdout=f,
+                              stderr=subprocess.STDOUT).returncode
+    if code:
+        raise RuntimeError(f'[demo] `{" ".join(cmd)}` failed (exit {code})'
+                           f'; its output: {log}')
+
+
+def stage_log(args: argparse.Namespace, work_dir: str) -> Optional[str]:
+    """Where a stage's output goes: the console when one runs at a time."""
+    return osp.join(work_dir, 'demo_stage.log') if args.jobs > 1 else None
 
 
 def latest(pattern: str) -> Optional[str]:
@@ -123,7 +149,8 @@ def pretrain(name: str, config: str, args: argparse.Namespace,
                 'val_dataloader.dataset.num_per_class=5'
             ]
         run([sys.executable, 'tools/train.py', config, '--work-dir', work_dir]
-            + (['--cfg-options'] + options if options else []))
+            + (['--cfg-options'] + options if options else []),
+            stage_log(args, work_dir))
     best = latest(osp.join(work_dir, 'best_*.pth'))
     test_dir = osp.join(work_dir, 'test')
     if not stage_done(latest(osp.join(test_dir, '*', '*.json')), args.redo,
@@ -131,22 +158,24 @@ def pretrain(name: str, config: str, args: argparse.Namespace,
         options = ['test_dataloader.dataset.num_per_class=5'] \
             if args.tiny else []
         run([sys.executable, 'tools/test.py', config, best, '--work-dir',
-             test_dir] + (['--cfg-options'] + options if options else []))
+             test_dir] + (['--cfg-options'] + options if options else []),
+            stage_log(args, work_dir))
     with open(latest(osp.join(test_dir, '*', '*.json'))) as f:
         return json.load(f)
 
 
-def export(cohort_dir: str, config: str, out: str, redo: bool) -> str:
+def export(cohort_dir: str, out: str, args: argparse.Namespace) -> str:
     """Member 0's backbone of a cohort's best checkpoint, checked against
     both transfer configs."""
-    if not stage_done(out if osp.isfile(out) else None, redo,
+    if not stage_done(out if osp.isfile(out) else None, args.redo,
                       f'export {out}'):
         tool = 'tools/model_converters/export_backbone.py'
+        log = stage_log(args, cohort_dir)
         run([sys.executable, tool,
              latest(osp.join(cohort_dir, 'best_*.pth')), '--member', '0',
-             out])
+             out], log)
         for task in TRANSFER.values():
-            run([sys.executable, tool, '--check', out, task['config']])
+            run([sys.executable, tool, '--check', out, task['config']], log)
     return out
 
 
@@ -183,7 +212,7 @@ def fine_tune(task: str, init: str, backbone: Optional[str], seed: int,
     if not stage_done(latest(osp.join(work_dir, 'best_*.pth')), args.redo,
                       f'fine-tune {task} from {init}'):
         run([sys.executable, 'tools/train.py', spec['config'], '--work-dir',
-             work_dir, '--cfg-options'] + options)
+             work_dir, '--cfg-options'] + options, stage_log(args, work_dir))
     test_dir = osp.join(work_dir, 'test')
     if not stage_done(latest(osp.join(test_dir, '*', '*.json')), args.redo,
                       f'test {task} from {init}'):
@@ -194,7 +223,8 @@ def fine_tune(task: str, init: str, backbone: Optional[str], seed: int,
                    'det' else 'default_hooks.visualization.interval=6')
         run([sys.executable, 'tools/test.py', spec['config'],
              latest(osp.join(work_dir, 'best_*.pth')), '--work-dir',
-             test_dir, '--cfg-options'] + options + vis)
+             test_dir, '--cfg-options'] + options + vis,
+            stage_log(args, work_dir))
     with open(latest(osp.join(test_dir, '*', '*.json'))) as f:
         return json.load(f)[spec['metric']]
 
@@ -269,24 +299,33 @@ def main() -> int:
             else osp.join(ROOT, 'data', 'mnist_canvas')
     prepare_mnist_canvas(args.data_root, progress=True, **canvas)
 
-    rows, backbones = [], {'scratch': None}
-    for name, config in COHORTS.items():
+    def cohort(name: str, config: str) -> Tuple[List[str], str]:
         cohort_dir = osp.join(work, osp.splitext(osp.basename(config))[0])
         metrics = pretrain(name, config, args, cohort_dir)
-        rows.append([name] + [f'{metrics[c]:.2f}' for c in CLASSIFICATION])
-        backbones[name] = export(
-            cohort_dir, config,
-            osp.join(work, 'backbones', f'{name.lower()}_member0.pth'),
-            args.redo)
+        backbone = export(
+            cohort_dir,
+            osp.join(work, 'backbones', f'{name.lower()}_member0.pth'), args)
+        return [name] + [f'{metrics[c]:.2f}' for c in CLASSIFICATION], \
+            backbone
+
+    # stages that do not depend on each other run --jobs at a time
+    with ThreadPoolExecutor(args.jobs) as pool:
+        cohorts = list(pool.map(lambda item: cohort(*item), COHORTS.items()))
+    rows = [row for row, _ in cohorts]
+    backbones = dict(scratch=None, **{
+        name: backbone
+        for name, (_, backbone) in zip(COHORTS, cohorts)})
     seeds = args.finetune_seeds
-    transfer = {
-        (task, init): [
-            fine_tune(task, init, backbones[init], seed, args,
-                      osp.join(work, f'{task}_{init}_seed{seed}'))
-            for seed in seeds
-        ]
-        for task in TRANSFER for init in INITS
-    }
+    runs = [(task, init, seed) for task in TRANSFER for init in INITS
+            for seed in seeds]
+    with ThreadPoolExecutor(args.jobs) as pool:
+        metrics = list(pool.map(
+            lambda run: fine_tune(
+                run[0], run[1], backbones[run[1]], run[2], args,
+                osp.join(work, f'{run[0]}_{run[1]}_seed{run[2]}')), runs))
+    transfer: Dict[tuple, List[float]] = {}
+    for (task, init, _), value in zip(runs, metrics):
+        transfer.setdefault((task, init), []).append(value)
     plots = [plot_curves(work, task, seeds[0]) for task in TRANSFER]
 
     table = tables(rows, transfer, seeds)

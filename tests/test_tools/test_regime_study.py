@@ -102,3 +102,26 @@ def test_tiny_study_writes_json_table_and_plot(study, tmp_path):
     assert study.main(redo) == 0
     assert not stale.exists()
     assert json.loads(record.read_text())['best_checkpoint'] != stale.name
+
+
+def test_runs_train_with_one_thread_like_the_demo(study, monkeypatch,
+                                                  tmp_path):
+    """CPU results depend on the intra-op thread count: the study and
+    tools/run_demo.py both train with one, so that the study's seed-0 runs
+    of the demo's configs are the demo's numbers."""
+    seen = []
+    monkeypatch.setattr(
+        study.subprocess, 'run', lambda cmd, **kw: seen.append(kw['env']) or
+        type('Done', (), {'returncode': 0})())
+    args = study.parse_args(['--name', 'x'])
+    assert args.threads == 1
+    study._call(['true'], str(tmp_path / 'log'), args.threads)
+    spec = importlib.util.spec_from_file_location('run_demo',
+                                                  REPO / 'tools/run_demo.py')
+    demo = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(demo)
+    monkeypatch.setattr(demo.subprocess, 'run',
+                        lambda cmd, **kw: seen.append(kw['env']))
+    demo.run(['true'])
+    assert [(e['OMP_NUM_THREADS'], e['MKL_NUM_THREADS'])
+            for e in seen] == [('1', '1')] * 2

@@ -67,7 +67,11 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--lr', type=float, default=0.1)
     parser.add_argument(
         '--jobs', type=int, default=1,
-        help='runs at once, each with cores // jobs threads (min 1)')
+        help='runs at once')
+    parser.add_argument(
+        '--threads', type=int, default=1,
+        help="intra-op threads of each run (default 1, as tools/run_demo.py: "
+        'CPU results depend on the thread count)')
     parser.add_argument(
         '--work-dir', default=osp.join(ROOT, 'work_dirs', 'regime_study'))
     parser.add_argument(
@@ -95,9 +99,10 @@ def check_grid(args: argparse.Namespace) -> None:
             f'regime_study: --labels-per-digit {bad} is not a data size of '
             f'MNIST-5k: its train split has {high} images per digit and a '
             f'batch takes {low} of each, so give sizes in {low}..{high}.')
-    if args.epochs < 2 or args.iters_per_epoch < 1 or args.jobs < 1:
+    if (args.epochs < 2 or args.iters_per_epoch < 1 or args.jobs < 1
+            or args.threads < 1):
         raise SystemExit('regime_study: --epochs must be >= 2, '
-                         '--iters-per-epoch and --jobs >= 1.')
+                         '--iters-per-epoch, --jobs and --threads >= 1.')
 
 
 def regime_config(method: str, labels_per_digit: int, ramp: str,
@@ -365,7 +370,7 @@ def plot(rows: List[dict], path: str, title: str) -> str:
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
     runs = grid(args)
-    threads = max(1, (os.cpu_count() or 1) // args.jobs)
+    threads = args.threads
     print(f'[regime_study] {len(runs)} runs, {args.jobs} at a time, '
           f'{threads} thread(s) each', flush=True)
     done = []
