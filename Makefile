@@ -2,6 +2,7 @@
 #   make install            # into ./.venv (created if needed)
 #   make install VENV=      # into the python on PATH
 #   make test               # quick tests; make test PYTEST_ARGS= for all
+#   make demo               # the main job; DEMO_ARGS="--out FILE" etc.
 VENV ?= .venv
 ifeq ($(strip $(VENV)),)
 PY := python
@@ -9,6 +10,7 @@ else
 PY := $(VENV)/bin/python
 endif
 PYTEST_ARGS ?= -q -m "not slow"
+DEMO_ARGS ?=
 
 .PHONY: install test demo clean
 
@@ -24,7 +26,7 @@ test: install
 	exit $$rc
 
 demo: install
-	$(PY) tools/run_demo.py
+	$(PY) tools/run_demo.py $(DEMO_ARGS)
 
 # Build and test leftovers only: .venv and work_dirs (results) stay.
 clean:
