@@ -9,7 +9,8 @@ PY := python
 else
 PY := $(VENV)/bin/python
 endif
-PYTEST_ARGS ?= -q -m "not slow"
+# one test process per core (pytest-xdist), one intra-op thread each
+PYTEST_ARGS ?= -q -m "not slow" -n auto
 DEMO_ARGS ?=
 
 .PHONY: install test demo clean
@@ -19,7 +20,7 @@ install:
 
 # pytest exits 5 when it collected no test: that is a failure here.
 test: install
-	@$(PY) -m pytest tests $(PYTEST_ARGS); rc=$$?; \
+	@OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(PY) -m pytest tests $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then \
 		echo "make test: pytest collected no tests" >&2; exit 1; \
 	fi; \
