@@ -26,6 +26,7 @@ from mmmcl.utils.safe_load import load_from_local
 from mmmcl.utils.state_dict_diff import (LISTED, class_name, describe_diff,
                                          diff_state_dict)
 from mmmcl.version import __version__
+from .export_peers import has_peers, peer_backbone
 
 __all__ = [
     'extract_backbone', 'member_backbone_cfg', 'check_backbone_state',
@@ -264,11 +265,19 @@ def save_backbone(state_dict: Mapping[str, torch.Tensor],
     """
     source = f"'{source_checkpoint}'" if source_checkpoint \
         else 'the cohort in memory'
-    weights = extract_backbone(state_dict, member, source_checkpoint)
-    backbone_cfg = member_backbone_cfg(cfg, member, source)
+    if has_peers(cfg):  # an online-KD model: member = peer
+        weights, backbone_cfg = peer_backbone(state_dict, cfg, member,
+                                              source)
+        field = f'peer {member} of `model.peers`'
+        backbone_cfg = _plain(backbone_cfg, 'model.peers backbone')
+        backbone_cfg.setdefault('_scope_', cfg.model.get('_scope_', 'mmmcl'))
+    else:
+        weights = extract_backbone(state_dict, member, source_checkpoint)
+        backbone_cfg = member_backbone_cfg(cfg, member, source)
+        field = f'`model.members[{member}].backbone`'
     backbone = _build_backbone(backbone_cfg, MODELS)
     try:
-        _compare(weights, backbone, f'`model.members[{member}].backbone`')
+        _compare(weights, backbone, field)
     except ValueError as e:
         raise ValueError(f'Member {member} of {source} does not match its '
                          f'config (a wrong --config?): {e}') from None

@@ -30,5 +30,8 @@ def test_builds_and_computes_its_losses(config):
     samples = [DataSample().set_gt_label(i % 2) for i in range(4)]
     losses = model(inputs, samples, mode='loss')
     assert all(torch.isfinite(v).all() for v in losses.values())
-    assert {f'member{m}.loss_ce' for m in range(len(model.members))} <= \
-        set(losses)
+    if hasattr(model, 'peers'):  # an online-KD model
+        names = {f'peer{p}.loss_ce' for p in range(model.peers.num_peers)}
+    else:
+        names = {f'member{m}.loss_ce' for m in range(len(model.members))}
+    assert names <= set(losses)

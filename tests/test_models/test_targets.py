@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from mmmcl.models.losses import LogitKDLoss
+from mmmcl.models.utils import PeerOutputs
 from mmmcl.registry import MODELS
 from mmmcl.testing import online_kd_reference as ref
 from mmmcl.utils import register_all_modules
@@ -23,6 +24,12 @@ def float64():
     torch.set_default_dtype(default)
 
 
+def outputs_of(logits=(), feats=(), maps=(), trunk=(), labels=None):
+    """PeerOutputs with only what a target reads."""
+    return PeerOutputs(maps=list(maps), feats=list(feats),
+                       logits=list(logits), trunk=list(trunk), labels=labels)
+
+
 def peer_logits(n=N, requires_grad=True):
     return [torch.randn(B, C, requires_grad=requires_grad) for _ in range(n)]
 
@@ -30,14 +37,15 @@ def peer_logits(n=N, requires_grad=True):
 def test_peer_mean_is_cl_ilr_and_detached():
     logits = peer_logits(4)
     target = MODELS.build(dict(type='PeerMeanTarget', exclude_self=True))
-    ours = target(logits)
+    ours = target(outputs_of(logits))
     for a, b in zip(ours, ref.cl_ilr_targets(logits)):
         torch.testing.assert_close(a, b, rtol=0, atol=1e-15)
         assert not a.requires_grad
-    everyone = MODELS.build(dict(type='PeerMeanTarget'))(logits)
-    torch.testing.assert_close(everyone[2], sum(logits).detach() / 4)
-    live = MODELS.build(dict(type='PeerMeanTarget', detach=False))(logits)
-    live[0].sum().backward()
+    everyone = MODELS.build(dict(type='PeerMeanTarget'))(outputs_of(logits))
+    torch.testing.assert_close(everyone, sum(logits).detach() / 4)
+    live = MODELS.build(dict(type='PeerMeanTarget', detach=False))(
+        outputs_of(logits))
+    live.sum().backward()
     for z in logits:
         torch.testing.assert_close(z.grad, torch.full((B, C), 0.25))
 
@@ -46,11 +54,13 @@ def test_min_logit_by_hand():
     logits = [torch.tensor([[2., 0., 1.]]), torch.tensor([[0., 1., 3.]])]
     labels = torch.tensor([0])
     # shifted: peer 0 [0, -2, -1], peer 1 [0, 1, 3]; class-wise min
-    target = MODELS.build(dict(type='MinLogitTarget'))(logits, labels)
+    target = MODELS.build(dict(type='MinLogitTarget'))(
+        outputs_of(logits, labels=labels))
     torch.testing.assert_close(target, torch.tensor([[0., -2., -1.]]))
     logits = peer_logits()
     labels = torch.randint(0, C, (B, ))
-    target = MODELS.build(dict(type='MinLogitTarget'))(logits, labels)
+    target = MODELS.build(dict(type='MinLogitTarget'))(
+        outputs_of(logits, labels=labels))
     assert not target.requires_grad
     assert torch.all(target.gather(1, labels[:, None]) == 0)
     for z in logits:  # never above any peer's shifted logits
@@ -62,7 +72,8 @@ def test_gated_ensemble_is_one_and_the_gate_learns_from_its_ce():
                              num_branches=N)).train()
     trunk = torch.randn(B, 8, 4, 4)
     logits = peer_logits()
-    ensemble, weights = gate(trunk, logits)
+    ensemble = gate(outputs_of(logits, trunk=[trunk]))
+    weights = gate.gate(trunk)
     expected = ref.one_gated_ensemble(trunk, logits, gate.fc.weight,
                                       gate.fc.bias, gate.bn)
     torch.testing.assert_close(ensemble, expected, rtol=0, atol=1e-13)
@@ -72,7 +83,7 @@ def test_gated_ensemble_is_one_and_the_gate_learns_from_its_ce():
     assert gate.fc.weight.grad.abs().sum() > 0
     # the branches mimic the detached ensemble: no gradient to the gate
     gate.zero_grad()
-    ensemble, _ = gate(trunk, logits)
+    ensemble = gate(outputs_of(logits, trunk=[trunk]))
     LogitKDLoss(3.)(logits[0], ensemble.detach()).backward()
     assert gate.fc.weight.grad is None or not gate.fc.weight.grad.any()
 
@@ -83,7 +94,8 @@ def test_peer_attention_is_okddip_and_not_detached():
     assert attention.query.out_features == 2  # D // 8
     feats = [torch.randn(B, 16, requires_grad=True) for _ in range(N)]
     logits = peer_logits()
-    targets, weights = attention(feats, logits)
+    targets = attention(outputs_of(logits, feats=feats))
+    weights = attention.attention(feats)
     expected = ref.okddip_attention_targets(feats, logits,
                                             attention.query.weight,
                                             attention.key.weight)
@@ -107,7 +119,7 @@ def test_fusion_is_ffl():
                               fusion.pointwise.conv.weight,
                               fusion.pointwise.bn, fusion.fc.weight,
                               fusion.fc.bias)
-    logits = fusion(maps)
+    logits = fusion(outputs_of(maps=maps))
     torch.testing.assert_close(logits, expected, rtol=0, atol=1e-13)
     logits.sum().backward()  # its input is not detached
     assert maps[0].grad.abs().sum() > 0
@@ -131,3 +143,15 @@ def test_logit_kd_is_each_reference_kl():
     torch.testing.assert_close(
         LogitKDLoss(2.)(student, teacher), ref.cl_ilr_kl_loss(
             student, teacher), rtol=1e-14, atol=0)
+
+
+def test_concat_feature_target_is_a_linear_on_the_joint_feature():
+    teacher = MODELS.build(dict(type='ConcatFeatureTarget',
+                                in_channels=[4, 6], num_classes=C))
+    feats = [torch.randn(B, 4, requires_grad=True), torch.randn(B, 6)]
+    logits = teacher(outputs_of(feats=feats))
+    w, b = teacher.fc.weight, teacher.fc.bias
+    expected = feats[0] @ w[:, :4].T + feats[1] @ w[:, 4:].T + b
+    torch.testing.assert_close(logits, expected, rtol=0, atol=1e-13)
+    logits.sum().backward()  # its CE reaches the peers
+    assert feats[0].grad.abs().sum() > 0

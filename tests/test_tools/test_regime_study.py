@@ -44,6 +44,17 @@ def test_regime_config(study):
     assert cfg.optim_wrapper.cohort.optimizer.lr == 0.1
     assert cfg.randomness.seed == 3
     assert 'loss_ramp' not in study.regime_config('mcl', 50, 'off', 30).model
+    # a zoo config's own ramp (80 epochs) gives way to the regime's
+    assert 'loss_ramp' not in study.regime_config('one', 20, 'off', 8).model
+    assert study.regime_config('pcl', 20, 'linear', 8, 25).model.loss_ramp == \
+        dict(type='LossWeightRamp', shape='linear', length=53, by_epoch=False)
+
+
+def test_member_keys_cover_every_peer(study):
+    metrics = {f'member{m}/accuracy/top1': m for m in (10, 2, 0, 1)}
+    metrics.update({'member0/accuracy/top5': 0, 'ensemble/accuracy/top1': 0})
+    assert study.member_keys(metrics) == [
+        f'member{m}/accuracy/top1' for m in (0, 1, 2, 10)]
 
 
 @pytest.mark.parametrize('method, ramp, config', [

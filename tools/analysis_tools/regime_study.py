@@ -27,6 +27,7 @@ import glob
 import json
 import os
 import os.path as osp
+import re
 import shutil
 import statistics
 import subprocess
@@ -43,12 +44,20 @@ METHODS = {
     'mcl': 'configs/mcl/mcl_resnet20x2_1xb100-15e_mnist5k.py',
     'dml': 'configs/dml/dml_resnet20x2_1xb100-15e_mnist5k.py',
     'baseline': 'configs/baseline/baseline_resnet20x2_1xb100-15e_mnist5k.py',
+    'one': 'configs/one/one_resnet20_1xb100-15e_mnist5k.py',
+    'cl_ilr': 'configs/cl_ilr/cl-ilr_resnet20_1xb100-15e_mnist5k.py',
+    'okddip': 'configs/okddip/okddip_resnet20_1xb100-15e_mnist5k.py',
+    'kdcl': 'configs/kdcl/kdcl_resnet20x2_1xb100-15e_mnist5k.py',
+    'pcl': 'configs/pcl/pcl_resnet20_1xb100-15e_mnist5k.py',
+    'ffl': 'configs/ffl/ffl_resnet20_1xb100-15e_mnist5k.py',
 }
 RAMPS = ('off', 'sigmoid', 'linear')
 # MNIST5k's train split holds 300 images per digit; a batch takes 2.
 LABELS_RANGE = (2, 300)
 IMAGES_PER_DIGIT_IN_BATCH = 2
+# every cohort has members 0 and 1; the zoo's have up to 4 (member_keys)
 MEMBERS = ('member0/accuracy/top1', 'member1/accuracy/top1')
+MEMBER_KEY = re.compile(r'^member\d+/accuracy/top1$')
 ENSEMBLE = 'ensemble/accuracy/top1'
 # The references ramp over the first 80 of 300 epochs.
 RAMP_FRACTION = 80 / 300
@@ -133,7 +142,9 @@ def regime_config(method: str, labels_per_digit: int, ramp: str,
         if isinstance(wrapper, dict) and 'optimizer' in wrapper:
             wrapper.optimizer.lr = lr
     cfg.auto_scale_lr = dict(base_batch_size=cfg.train_dataloader.batch_size)
-    if ramp != 'off':
+    if ramp == 'off':
+        cfg.model.pop('loss_ramp', None)  # the zoo configs' own, too
+    else:
         cfg.model.loss_ramp = dict(
             type='LossWeightRamp', shape=ramp,
             length=max(1, round(RAMP_FRACTION * epochs * iters_per_epoch)),
@@ -162,6 +173,12 @@ def _call(cmd: List[str], log: str, threads: int) -> None:
                            f'(exit {result.returncode}); see {log}.')
 
 
+def member_keys(metrics: dict) -> List[str]:
+    """``member{m}/accuracy/top1`` of every member in ``metrics``."""
+    return sorted((k for k in metrics if MEMBER_KEY.match(k)),
+                  key=lambda k: int(k[len('member'):k.index('/')]))
+
+
 def val_curve(run_dir: str) -> List[dict]:
     """Per-epoch val top-1 of every member and the ensemble."""
     logs = sorted(glob.glob(osp.join(run_dir, '2*', 'vis_data',
@@ -173,7 +190,8 @@ def val_curve(run_dir: str) -> List[dict]:
                 record = json.loads(line)
                 if ENSEMBLE in record:
                     curve.append({'epoch': record['step'], **{
-                        k: record[k] for k in MEMBERS + (ENSEMBLE, )}})
+                        k: record[k]
+                        for k in member_keys(record) + [ENSEMBLE]}})
     return curve
 
 
@@ -221,11 +239,12 @@ def train_and_test(args: argparse.Namespace, method: str, labels: int,
         base_config=METHODS[method],
         commands=[' '.join(train[1:]), ' '.join(test[1:])],
         best_checkpoint=osp.basename(best[-1]),
-        test={k: metrics[k] for k in MEMBERS + (ENSEMBLE, )},
+        test={k: metrics[k] for k in member_keys(metrics) + [ENSEMBLE]},
         val_curve=curve,
         # the worst final classifier after the first epoch (chance: 10)
         min_member_val_after_epoch1=min(
-            (min(p[k] for k in MEMBERS) for p in curve if p['epoch'] >= 2),
+            (min(p[k] for k in member_keys(p)) for p in curve
+             if p['epoch'] >= 2),
             default=None),
         device=run_device(),
         wall_s=round(time.time() - start, 1))
@@ -260,10 +279,13 @@ def summarise(runs: List[dict]) -> List[dict]:
     for (method, labels, ramp), group in sorted(groups.items()):
         row = dict(method=method, labels_per_digit=labels, ramp=ramp,
                    seeds=[r['seed'] for r in group])
+        row['num_members'] = len(member_keys(group[0]['test']))
         for name, keys in (('member0', MEMBERS[:1]), ('member1', MEMBERS[1:]),
-                           ('members', MEMBERS), ('ensemble', (ENSEMBLE, ))):
+                           ('members', None), ('ensemble', (ENSEMBLE, ))):
             row[name] = mean_std([
-                statistics.mean(r['test'][k] for k in keys) for r in group])
+                statistics.mean(r['test'][k]
+                                for k in keys or member_keys(r['test']))
+                for r in group])
         worst = [r['min_member_val_after_epoch1'] for r in group
                  if r['min_member_val_after_epoch1'] is not None]
         row['min_member_val_after_epoch1'] = min(worst, default=None)
@@ -305,19 +327,21 @@ def table(rows: List[dict], checks: List[dict], runs: List[dict],
     fmt = '{:.2f} ± {:.2f}'.format
     lines = [
         f'Test top-1 (%), mean ± sample std over seeds {args.seeds}; the val '
-        f'split chose each checkpoint. MNIST-5k, ResNet-20 pairs, '
+        f'split chose each checkpoint. MNIST-5k, ResNet-20 peers (N of '
+        f'them; a shared trunk for ONE, CL-ILR, OKDDip, PCL, FFL), '
         f'{args.epochs} epochs of {args.iters_per_epoch} batches of 10 '
         f'digits x {IMAGES_PER_DIGIT_IN_BATCH}, '
         f'lr {args.lr}. Trained on: '
         f"{', '.join(sorted({r.get('device', 'cpu') for r in runs}))}.", '',
-        '| method | labels/digit | ramp | member0 | member1 | members | '
-        'ensemble | worst member val after ep. 1 |',
-        '|---|---|---|---|---|---|---|---|'
+        '| method | N | labels/digit | ramp | member0 | member1 | '
+        'members (mean of N) | ensemble | worst member val after ep. 1 |',
+        '|---|---|---|---|---|---|---|---|---|'
     ]
     for r in rows:
         worst = r['min_member_val_after_epoch1']
         lines.append(
-            f"| {r['method']} | {r['labels_per_digit']} | {r['ramp']} | "
+            f"| {r['method']} | {r['num_members']} | "
+            f"{r['labels_per_digit']} | {r['ramp']} | "
             f"{fmt(*r['member0'])} | {fmt(*r['member1'])} | "
             f"{fmt(*r['members'])} | {fmt(*r['ensemble'])} | "
             f"{'-' if worst is None else f'{worst:.1f}'} |")
@@ -337,34 +361,55 @@ def table(rows: List[dict], checks: List[dict], runs: List[dict],
 
 
 def plot(rows: List[dict], path: str, title: str) -> str:
+    """Test top-1 of the members (mean of N) and of the ensemble: against
+    the labels per digit, or, for one data size, as bars per method."""
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
+    sizes = sorted({r['labels_per_digit'] for r in rows})
     fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
-    lines: Dict[tuple, List[dict]] = {}
-    for r in rows:
-        lines.setdefault((r['method'], r['ramp']), []).append(r)
     for ax, field in zip(axes, ('members', 'ensemble')):
-        for (method, ramp), points in sorted(lines.items()):
-            points.sort(key=lambda r: r['labels_per_digit'])
-            ax.errorbar([p['labels_per_digit'] for p in points],
-                        [p[field][0] for p in points],
-                        yerr=[p[field][1] for p in points],
-                        marker='o', capsize=3,
-                        linestyle='-' if ramp == 'off' else '--',
-                        label=method if method == 'baseline'
-                        else f'{method}, ramp {ramp}')
-        ax.set(xlabel='labelled training images per digit',
-               title=f'{field} (test top-1)', xscale='log')
-        ax.set_xticks(sorted({r['labels_per_digit'] for r in rows}))
-        ax.get_xaxis().set_major_formatter(matplotlib.ticker.ScalarFormatter())
-        ax.grid(alpha=0.3)
+        if len(sizes) == 1:
+            names = [f"{r['method']}\n{r['ramp']}" for r in rows]
+            ax.bar(range(len(rows)), [r[field][0] for r in rows],
+                   yerr=[r[field][1] for r in rows], capsize=3,
+                   color=['grey' if r['method'] == 'baseline' else 'C0'
+                          for r in rows])
+            ax.set_xticks(range(len(rows)), names, fontsize=7, rotation=90)
+            low = min(r[field][0] - r[field][1] for r in rows)
+            ax.set_ylim(max(0., low - 2.), None)
+            ax.set(title=f'{field} (test top-1), {sizes[0]} labels/digit')
+        else:
+            _plot_lines(ax, rows, field)
+        ax.grid(alpha=0.3, axis='y')
     axes[0].set_ylabel('top-1 (%)')
-    axes[1].legend(fontsize=8)
+    if len(sizes) > 1:
+        axes[1].legend(fontsize=8)
     fig.suptitle(title, fontsize=9)
     fig.savefig(path, dpi=100, bbox_inches='tight')
     plt.close(fig)
     return path
+
+
+def _plot_lines(ax, rows: List[dict], field: str) -> None:
+    """One line per (method, ramp) against the labels per digit."""
+    import matplotlib
+    lines: Dict[tuple, List[dict]] = {}
+    for r in rows:
+        lines.setdefault((r['method'], r['ramp']), []).append(r)
+    for (method, ramp), points in sorted(lines.items()):
+        points.sort(key=lambda r: r['labels_per_digit'])
+        ax.errorbar([p['labels_per_digit'] for p in points],
+                    [p[field][0] for p in points],
+                    yerr=[p[field][1] for p in points],
+                    marker='o', capsize=3,
+                    linestyle='-' if ramp == 'off' else '--',
+                    label=method if method == 'baseline'
+                    else f'{method}, ramp {ramp}')
+    ax.set(xlabel='labelled training images per digit',
+           title=f'{field} (test top-1)', xscale='log')
+    ax.set_xticks(sorted({r['labels_per_digit'] for r in rows}))
+    ax.get_xaxis().set_major_formatter(matplotlib.ticker.ScalarFormatter())
 
 
 def main(argv: Optional[List[str]] = None) -> int:

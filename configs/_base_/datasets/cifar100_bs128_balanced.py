@@ -11,11 +11,18 @@ data_preprocessor = dict(
     std=[68.170, 65.392, 70.418],
     to_rgb=False)
 
-train_pipeline = [
+# Multi-view methods (KDCL, PCL) wrap `train_transforms` in mmpretrain's
+# MultiView and give the model `multiview_preprocessor`.
+train_transforms = [
     dict(type='mmpretrain.RandomCrop', crop_size=32, padding=4),
     dict(type='mmpretrain.RandomFlip', prob=0.5, direction='horizontal'),
-    dict(type='mmpretrain.PackInputs'),
 ]
+train_pipeline = train_transforms + [dict(type='mmpretrain.PackInputs')]
+multiview_preprocessor = dict(
+    type='mmpretrain.SelfSupDataPreprocessor',
+    mean=data_preprocessor['mean'],
+    std=data_preprocessor['std'],
+    to_rgb=False)
 test_pipeline = [dict(type='mmpretrain.PackInputs')]
 
 train_dataloader = dict(

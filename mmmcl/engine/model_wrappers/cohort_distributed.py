@@ -7,7 +7,7 @@ from mmengine.model import MMDistributedDataParallel
 from mmengine.optim import OptimWrapper, OptimWrapperDict
 from torch.nn.parallel import DistributedDataParallel
 
-from mmmcl.models.distillers import CohortDistiller
+from mmmcl.models.distillers import CohortDistiller, OnlineKDDistiller
 from mmmcl.registry import MODEL_WRAPPERS
 
 #: Left out of DDP: the meta-network, which the normal forward does not
@@ -70,9 +70,10 @@ class CohortDistributedDataParallel(MMDistributedDataParallel):
                  module: CohortDistiller,
                  detect_anomalous_params: bool = False,
                  **kwargs) -> None:
-        if not isinstance(module, CohortDistiller):
+        if not isinstance(module, (CohortDistiller, OnlineKDDistiller)):
             raise TypeError('CohortDistributedDataParallel wraps a '
-                            f'CohortDistiller, got {type(module).__name__}: '
+                            'CohortDistiller or an OnlineKDDistiller, got '
+                            f'{type(module).__name__}: '
                             "use model_wrapper_cfg=dict(type='MMDistributed"
                             "DataParallel') for other models.")
         if detect_anomalous_params:
@@ -122,7 +123,7 @@ class CohortDistributedDataParallel(MMDistributedDataParallel):
         Returns:
             dict[str, Tensor]: The logged values of this rank.
         """
-        cohort_wrapper, _ = self.module._optim_wrappers(optim_wrapper)
+        cohort_wrapper, _ = self.module.optim_wrappers(optim_wrapper)
         sync = nullcontext() if cohort_wrapper.should_sync() \
             else self.no_sync()
         with sync:

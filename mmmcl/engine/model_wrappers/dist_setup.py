@@ -7,7 +7,7 @@ from mmengine.device import get_device
 from mmengine.dist import is_distributed
 from mmengine.logging import print_log
 
-from mmmcl.models.distillers import CohortDistiller
+from mmmcl.models.distillers import CohortDistiller, OnlineKDDistiller
 from mmmcl.registry import MODEL_WRAPPERS, MODELS
 
 
@@ -63,7 +63,7 @@ def _is_cohort(model_cfg) -> bool:
     if isinstance(model_type, str):
         model_type = MODELS.get(model_type)
     return isinstance(model_type, type) and issubclass(
-        model_type, CohortDistiller)
+        model_type, (CohortDistiller, OnlineKDDistiller))
 
 
 def _init_gloo(cfg: Config) -> None:

@@ -1,4 +1,3 @@
-import copy
 from typing import Sequence, Tuple
 
 import torch.nn as nn
@@ -6,6 +5,7 @@ from mmengine.model import BaseModule
 from torch import Tensor
 
 from mmmcl.registry import MODELS
+from ..utils.fresh_copies import STAGE_INIT_CFG, fresh_copies
 
 
 @MODELS.register_module()
@@ -36,25 +36,17 @@ class AuxiliaryBranch(BaseModule):
                  feat_dim: int,
                  num_classes: int,
                  depth: str = 'full',
-                 init_cfg=(dict(type='Kaiming', layer=['Conv2d']),
-                           dict(
-                               type='Constant',
-                               val=1,
-                               layer=['_BatchNorm', 'GroupNorm']))) -> None:
+                 init_cfg=STAGE_INIT_CFG) -> None:
         super().__init__(init_cfg=list(init_cfg) if init_cfg else None)
         if depth not in ('full', 'one_block'):
             raise ValueError(f"`aux_depth` must be 'full' or 'one_block', "
                              f'got {depth!r}.')
-        copies = []
-        for stage in stages:
-            if depth == 'one_block' and isinstance(stage, nn.Sequential):
-                stage = nn.Sequential(stage[0])
-            copies.append(copy.deepcopy(stage))
-        copies.append(copy.deepcopy(post_stage))
-        self.layers = nn.Sequential(*copies)
-        for module in self.layers.modules():
-            if hasattr(module, 'reset_parameters'):
-                module.reset_parameters()
+        if depth == 'one_block':
+            stages = [
+                nn.Sequential(s[0]) if isinstance(s, nn.Sequential) else s
+                for s in stages
+            ]
+        self.layers = nn.Sequential(*fresh_copies([*stages, post_stage]))
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(feat_dim, num_classes)
 

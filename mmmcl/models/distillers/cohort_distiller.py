@@ -5,11 +5,12 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from mmengine.dist import all_gather, get_world_size
-from mmengine.model import BaseModel
+from mmengine.model import BaseModel, ModuleList
 from mmengine.optim import OptimWrapper, OptimWrapperDict
 from torch import Tensor
 
 from mmmcl.registry import MODELS
+from ..losses import build_ramps
 from ..heads import EmbeddingHead, LayerMatchingWeights, StageAggregator
 from ..utils import gather_rows
 from .cohort_members import (build_branches, check_members, stage_positions,
@@ -107,7 +108,8 @@ class CohortDistiller(BaseModel):
                              '`model.contrast_loss`.')
         if num_classes is None and isinstance(data_preprocessor, dict):
             num_classes = data_preprocessor.get('num_classes')
-        self.members = nn.ModuleList(
+        # mmengine's ModuleList: init_weights reaches each member's init_cfg
+        self.members = ModuleList(
             MODELS.build(with_num_classes(m, num_classes)) for m in members)
         self.num_classes = check_members(self.members)
         self.logit_kd = logit_kd
@@ -115,7 +117,7 @@ class CohortDistiller(BaseModel):
             kd_loss or dict(type='LogitKDLoss', temperature=3.0))
 
         self.stage_out = []  # positions in out_indices used as stages
-        self.branches = nn.ModuleList()
+        self.branches = ModuleList()
         for m, member in enumerate(self.members):
             self.stage_out.append(stage_positions(member, m, aux_depth))
             self.branches.append(
@@ -147,7 +149,8 @@ class CohortDistiller(BaseModel):
             self.meta_step = MetaStep(**meta)
         else:
             self.meta_net = self.meta_step = None
-        self.loss_ramps, self.ramp_of_term = self._build_ramps(loss_ramp)
+        self.loss_ramps, self.ramp_of_term = build_ramps(
+            loss_ramp, self.distill_terms)
         self.train_iter: Optional[int] = None  # set_train_progress
         # Running sum of the batch-mean matching weights, (num_blocks, ), and
         # the number of batches in it; plain attributes, not in state_dict.
@@ -162,30 +165,6 @@ class CohortDistiller(BaseModel):
         """Names of this cohort's distillation terms (no CE term)."""
         terms = CONTRAST_TERMS if self.contrast_loss is not None else ()
         return terms + ((LOGIT_KD_TERM, ) if self.logit_kd else ())
-
-    def _build_ramps(
-        self, cfg: Optional[Union[dict, Sequence[dict]]]
-    ) -> Tuple[nn.ModuleList, Dict[str, int]]:
-        """The ramps and, for each ramped term, the index of its ramp."""
-        cfgs = [] if cfg is None else [cfg] if isinstance(cfg, dict) \
-            else list(cfg)
-        ramps = nn.ModuleList(MODELS.build(c) for c in cfgs)
-        ramp_of_term: Dict[str, int] = {}
-        for i, ramp in enumerate(ramps):
-            field = '`model.loss_ramp' + (f'[{i}]' if len(cfgs) > 1 else '')
-            terms = self.distill_terms if ramp.terms is None else ramp.terms
-            for term in terms:
-                if term not in self.distill_terms:
-                    raise ValueError(
-                        f'{field}.terms` names {term!r}, not a distillation '
-                        f'term of this cohort: {self.distill_terms}.')
-                if term in ramp_of_term:
-                    raise ValueError(
-                        f'{field}` ramps {term!r}, which '
-                        f'`model.loss_ramp[{ramp_of_term[term]}]` already '
-                        'ramps: give each term one ramp.')
-                ramp_of_term[term] = i
-        return ramps, ramp_of_term
 
     def ramp_factor(self, term: str) -> float:
         """The current ramp-up factor of a distillation term (1 unramped)."""
@@ -445,7 +424,7 @@ class CohortDistiller(BaseModel):
         """
         if run_forward is None:
             run_forward = self._run_forward
-        cohort_wrapper, meta_wrapper = self._optim_wrappers(optim_wrapper)
+        cohort_wrapper, meta_wrapper = self.optim_wrappers(optim_wrapper)
         with cohort_wrapper.optim_context(self):
             data = self.data_preprocessor(data, True)
             losses = run_forward(data, mode='loss')
@@ -474,9 +453,11 @@ class CohortDistiller(BaseModel):
                 "Hook') (configs/_base_/default_runtime.py does).")
         return self.train_iter % self.meta_step.interval == 0
 
-    def _optim_wrappers(
+    def optim_wrappers(
         self, optim_wrapper: Union[OptimWrapper, OptimWrapperDict]
     ) -> Tuple[OptimWrapper, Optional[OptimWrapper]]:
+        """The wrappers of theta (``cohort``) and of the meta-network
+        (``meta``, None without one)."""
         if isinstance(optim_wrapper, OptimWrapperDict):
             keys = set(optim_wrapper.keys())
             expected = {'cohort', 'meta'} if self.meta_net is not None \

@@ -6,6 +6,7 @@ import copy
 from typing import List, Optional, Sequence
 
 import torch.nn as nn
+from mmengine.model import ModuleList
 
 from ..backbones.auxiliary_branch import AuxiliaryBranch
 from ..utils import stage_layers
@@ -84,14 +85,14 @@ def stage_positions(member: nn.Module, m: int,
 
 
 def build_branches(member: nn.Module, num_classes: int,
-                   aux_depth: Optional[str]) -> nn.ModuleList:
+                   aux_depth: Optional[str]) -> ModuleList:
     """The auxiliary branches of a member, one after each backbone output
     but the last (:class:`AuxiliaryBranch`); none without ``aux_depth``."""
     if aux_depth is None:
-        return nn.ModuleList()
+        return ModuleList()
     stages, post = stage_layers(member.backbone)
     num = len(stages)
     out = [i + num if i < 0 else i for i in member.backbone.out_indices]
-    return nn.ModuleList(
+    return ModuleList(
         AuxiliaryBranch(stages[i + 1:], post, member.head.in_channels,
                         num_classes, aux_depth) for i in out[:-1])

@@ -1,5 +1,5 @@
 import math
-from typing import Optional, Sequence, Tuple
+from typing import Dict, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -81,3 +81,39 @@ class LossWeightRamp(nn.Module):
         unit = 'epochs' if self.by_epoch else 'iters'
         return (f'shape={self.shape!r}, length={self.length} {unit}, '
                 f'terms={self.terms}')
+
+
+def build_ramps(cfg: Optional[Union[dict, Sequence[dict]]],
+                distill_terms: Sequence[str]
+                ) -> Tuple[nn.ModuleList, Dict[str, int]]:
+    """The ramps of ``model.loss_ramp`` and, for each ramped term, the
+    index of its ramp.
+
+    Args:
+        cfg (dict | Sequence[dict], optional): One ramp for every term, or
+            several with disjoint ``terms``.
+        distill_terms (Sequence[str]): The model's distillation terms.
+
+    Raises:
+        ValueError: A ramp names a term the model lacks, or two ramps ramp
+            the same term.
+    """
+    cfgs = [] if cfg is None else [cfg] if isinstance(cfg, dict) \
+        else list(cfg)
+    ramps = nn.ModuleList(MODELS.build(c) for c in cfgs)
+    ramp_of_term: Dict[str, int] = {}
+    for i, ramp in enumerate(ramps):
+        field = '`model.loss_ramp' + (f'[{i}]' if len(cfgs) > 1 else '')
+        terms = tuple(distill_terms) if ramp.terms is None else ramp.terms
+        for term in terms:
+            if term not in distill_terms:
+                raise ValueError(
+                    f'{field}.terms` names {term!r}, not a distillation '
+                    f'term of this model: {tuple(distill_terms)}.')
+            if term in ramp_of_term:
+                raise ValueError(
+                    f'{field}` ramps {term!r}, which '
+                    f'`model.loss_ramp[{ramp_of_term[term]}]` already '
+                    'ramps: give each term one ramp.')
+            ramp_of_term[term] = i
+    return ramps, ramp_of_term

@@ -1,3 +1,4 @@
+from .concat_feature_target import ConcatFeatureTarget
 from .fusion_target import FusionTarget
 from .gated_ensemble_target import GatedEnsembleTarget
 from .min_logit_target import MinLogitTarget
@@ -5,6 +6,6 @@ from .peer_attention_target import PeerAttentionTarget
 from .peer_mean_target import PeerMeanTarget
 
 __all__ = [
-    'FusionTarget', 'GatedEnsembleTarget', 'MinLogitTarget',
-    'PeerAttentionTarget', 'PeerMeanTarget'
+    'ConcatFeatureTarget', 'FusionTarget', 'GatedEnsembleTarget',
+    'MinLogitTarget', 'PeerAttentionTarget', 'PeerMeanTarget'
 ]

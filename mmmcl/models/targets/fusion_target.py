@@ -7,6 +7,7 @@ from mmcv.cnn import ConvModule
 from torch import Tensor
 
 from mmmcl.registry import MODELS
+from ..utils import PeerOutputs
 
 
 @MODELS.register_module()
@@ -42,7 +43,8 @@ class FusionTarget(nn.Module):
             fused, out_channels, 1, bias=False, norm_cfg=norm)
         self.fc = nn.Linear(out_channels, num_classes)
 
-    def forward(self, maps: Sequence[Tensor]) -> Tensor:
-        """Fused logits (B, C) from the maps ``maps[i]`` (B, C_i, H, W)."""
-        x = self.pointwise(self.depthwise(torch.cat(list(maps), dim=1)))
+    def forward(self, outputs: PeerOutputs) -> Tensor:
+        """Fused logits (B, C) from the branches' last maps (B, C_i, H, W)."""
+        x = torch.cat(list(outputs.maps), dim=1)
+        x = self.pointwise(self.depthwise(x))
         return self.fc(x.mean((2, 3)))

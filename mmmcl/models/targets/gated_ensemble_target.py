@@ -1,5 +1,4 @@
 """ONE's gate: a learned, per-sample weighting of the branches' logits."""
-from typing import Sequence, Tuple
 
 import torch
 import torch.nn as nn
@@ -7,6 +6,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from mmmcl.registry import MODELS
+from ..utils import PeerOutputs
 
 
 @MODELS.register_module()
@@ -29,18 +29,20 @@ class GatedEnsembleTarget(nn.Module):
         self.fc = nn.Linear(in_channels, num_branches)
         self.bn = nn.BatchNorm1d(num_branches)
 
-    def forward(self, trunk: Tensor,
-                logits: Sequence[Tensor]) -> Tuple[Tensor, Tensor]:
-        """Ensemble logits (B, C) and gate g (B, N).
-
-        Args:
-            trunk (Tensor): The trunk's output x, (B, in_channels, H, W).
-            logits (Sequence[Tensor]): N branch logits, each (B, C).
-        """
-        if len(logits) != self.fc.out_features:
-            raise ValueError(f'GatedEnsembleTarget has {self.fc.out_features}'
-                             f' gates, got {len(logits)} branches.')
+    def gate(self, trunk: Tensor) -> Tensor:
+        """g (B, N) from the trunk output x (B, in_channels, H, W)."""
         pooled = F.adaptive_avg_pool2d(trunk, 1).flatten(1)
-        gate = F.softmax(F.relu(self.bn(self.fc(pooled))), dim=1)
-        ensemble = torch.einsum('bn,nbc->bc', gate, torch.stack(list(logits)))
-        return ensemble, gate
+        return F.softmax(F.relu(self.bn(self.fc(pooled))), dim=1)
+
+    def forward(self, outputs: PeerOutputs) -> Tensor:
+        """Ensemble logits z_e (B, C) of the N branches, gated from the
+        trunk's first split output ``outputs.trunk[0]``."""
+        if not outputs.trunk:
+            raise ValueError('GatedEnsembleTarget gates on the shared trunk'
+                             ": use peers of type 'BranchedClassifier'.")
+        if len(outputs) != self.fc.out_features:
+            raise ValueError(f'GatedEnsembleTarget has {self.fc.out_features}'
+                             f' gates, got {len(outputs)} branches.')
+        gate = self.gate(outputs.trunk[0])
+        return torch.einsum('bn,nbc->bc', gate,
+                            torch.stack(list(outputs.logits)))

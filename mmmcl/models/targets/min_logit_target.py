@@ -1,11 +1,10 @@
 """KDCL-MinLogit: the ensemble target of Guo et al. 2020."""
-from typing import Sequence
-
 import torch
 import torch.nn as nn
 from torch import Tensor
 
 from mmmcl.registry import MODELS
+from ..utils import PeerOutputs
 
 
 @MODELS.register_module()
@@ -18,10 +17,12 @@ class MinLogitTarget(nn.Module):
     The target of every peer; detached (a teacher, not trained through).
     """
 
-    def forward(self, logits: Sequence[Tensor], labels: Tensor) -> Tensor:
-        """Target (B, C) from the peers' ``logits[i]`` (B, C) and the
-        labels y (B, )."""
+    def forward(self, outputs: PeerOutputs) -> Tensor:
+        """Target (B, C) from the peers' logits (B, C) and labels y (B, )."""
+        if outputs.labels is None:
+            raise ValueError('MinLogitTarget needs the labels y.')
+        logits = outputs.logits
         stacked = torch.stack(list(logits)).detach()  # (N, B, C)
-        index = labels.view(1, -1, 1).expand(len(logits), -1, 1)
+        index = outputs.labels.view(1, -1, 1).expand(len(logits), -1, 1)
         shifted = stacked - stacked.gather(2, index)
         return shifted.min(0).values

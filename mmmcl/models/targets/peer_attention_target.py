@@ -1,11 +1,12 @@
 """OKDDip's first-level distillation: attention over the peers."""
-from typing import List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence
 
 import torch
 import torch.nn as nn
 from torch import Tensor
 
 from mmmcl.registry import MODELS
+from ..utils import PeerOutputs
 
 
 @MODELS.register_module()
@@ -32,16 +33,14 @@ class PeerAttentionTarget(nn.Module):
         self.query = nn.Linear(in_channels, proj_channels, bias=False)
         self.key = nn.Linear(in_channels, proj_channels, bias=False)
 
-    def forward(self, feats: Sequence[Tensor],
-                logits: Sequence[Tensor]) -> Tuple[List[Tensor], Tensor]:
-        """The N targets (B, C) and the attention a (B, N, N).
-
-        Args:
-            feats (Sequence[Tensor]): N pooled features h_i, each (B, D).
-            logits (Sequence[Tensor]): N logits z_i, each (B, C).
-        """
+    def attention(self, feats: Sequence[Tensor]) -> Tensor:
+        """a (B, N, N) from the N pooled features h_i, each (B, D)."""
         h = torch.stack(list(feats), dim=1)  # (B, N, D)
         energy = self.query(h) @ self.key(h).transpose(1, 2)  # (B, N, N)
-        attention = energy.softmax(dim=-1)
-        targets = attention @ torch.stack(list(logits), dim=1)  # (B, N, C)
-        return list(targets.unbind(1)), attention
+        return energy.softmax(dim=-1)
+
+    def forward(self, outputs: PeerOutputs) -> List[Tensor]:
+        """The N targets x_i (B, C), from the peers' features and logits."""
+        attention = self.attention(outputs.feats)
+        targets = attention @ torch.stack(list(outputs.logits), dim=1)
+        return list(targets.unbind(1))

@@ -1,11 +1,12 @@
 """The mean of the peers' logits: the plainest online-KD target."""
-from typing import List, Sequence
+from typing import List, Union
 
 import torch
 import torch.nn as nn
 from torch import Tensor
 
 from mmmcl.registry import MODELS
+from ..utils import PeerOutputs
 
 
 @MODELS.register_module()
@@ -29,8 +30,10 @@ class PeerMeanTarget(nn.Module):
         self.exclude_self = exclude_self
         self.detach = detach
 
-    def forward(self, logits: Sequence[Tensor]) -> List[Tensor]:
-        """N targets (B, C) for the N peers' logits ``logits[i]`` (B, C)."""
+    def forward(self, outputs: PeerOutputs) -> Union[Tensor, List[Tensor]]:
+        """The mean (B, C) shared by all peers, or with ``exclude_self``
+        one target (B, C) per peer, from the N peers' logits."""
+        logits = outputs.logits
         if len(logits) < 2:
             raise ValueError('PeerMeanTarget needs at least 2 peers, got '
                              f'{len(logits)}.')
@@ -41,7 +44,7 @@ class PeerMeanTarget(nn.Module):
         if self.exclude_self:
             n = len(logits) - 1
             return [(total - z) / n for z in stacked]
-        return [total / len(logits)] * len(logits)
+        return total / len(logits)
 
     def extra_repr(self) -> str:
         return f'exclude_self={self.exclude_self}, detach={self.detach}'

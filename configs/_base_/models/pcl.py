@@ -1,0 +1,23 @@
+# PCL (Wu & Gong, AAAI 2021): a shared trunk run on 3 augmented views, one
+# per branch (the child's MultiView pipeline); the peer ensemble teacher, a
+# linear classifier on the concatenated pooled features, trained by its own
+# CE; the temporal mean of the peers, used at test: mean teacher's EMA
+# (Tarvainen & Valpola 2017, which PCL builds on), decay
+# min(1 - 1 / (step + 1), 0.999), i.e. MMEngine's MomentumAnnealingEMA
+# with momentum max(0.001, 1 / (1 + step)).
+# Branch i mimics the ensemble (detached) and the mean of the temporal-mean
+# peers j != i; T = 3, ramp over 80 epochs. The child sets peers.classifier
+# and the ensemble's in_channels.
+model = dict(
+    type='OnlineKDDistiller',
+    peers=dict(type='BranchedClassifier', branch_at=(2, ), num_branches=(3, )),
+    teachers=dict(
+        ensemble=dict(target=dict(type='ConcatFeatureTarget'), ce_weight=1.0),
+        peer_mean=dict(
+            target=dict(type='PeerMeanTarget', exclude_self=True),
+            source='temporal_mean')),
+    distill=[dict(teacher='ensemble'), dict(teacher='peer_mean')],
+    temporal_mean=dict(
+        type='MomentumAnnealingEMA', momentum=0.001, gamma=1, test=True),
+    kd_loss=dict(type='LogitKDLoss', temperature=3.0),
+    loss_ramp=dict(type='LossWeightRamp', shape='sigmoid', length=80))

@@ -1,0 +1,5 @@
+_base_ = ['../_base_/models/okddip.py', '../_base_/mnist5k_cohort.py']
+model = dict(
+    peers=dict(classifier={{_base_.resnet20}}),
+    teachers=dict(
+        attention=dict(target=dict(in_channels=64))))

@@ -1,0 +1,5 @@
+_base_ = ['../_base_/models/one.py', '../_base_/mnist5k_cohort.py']
+model = dict(
+    peers=dict(classifier={{_base_.resnet20}}),
+    teachers=dict(
+        ensemble=dict(target=dict(in_channels=32))))

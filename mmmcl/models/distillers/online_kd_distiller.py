@@ -1,0 +1,325 @@
+"""Online knowledge distillation among peers: targets -> logit KD."""
+import inspect
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
+
+import torch
+import torch.nn.functional as F
+from mmengine.model import BaseModel, ModuleDict
+from mmengine.optim import OptimWrapper, OptimWrapperDict
+from torch import Tensor
+
+from mmmcl.registry import MODELS
+from ..losses import build_ramps
+from ..utils import PeerOutputs
+from .cohort_members import with_num_classes
+
+PEERS = 'peers'
+SOURCES = ('online', 'temporal_mean')
+
+
+@MODELS.register_module()
+class OnlineKDDistiller(BaseModel):
+    r"""Peers trained together, each mimicking targets built from the group.
+
+    ONE, CL-ILR, OKDDip, KDCL, PCL and FFL are configurations of it:
+    ``peers`` (independent classifiers or a trunk split into branches)
+    give every peer's map, feature and logits; ``teachers`` build targets
+    from them (a mean, a gate, attention, a fusion module, MinLogit); each
+    ``distill`` entry makes students mimic a teacher with ``kd_loss``. The
+    step's loss is
+
+    .. math::
+        \sum_p w_{ce} \mathrm{CE}(z_p, y) + \sum_t w_t \mathrm{CE}(z_t, y)
+        + \sum_d r_d(t)\, w_d \sum_{s} \mathrm{KD}(z_s, x_{d,s})
+
+    with the ramp :math:`r_d` of ``loss_ramp`` (1 without one). Prediction:
+    every peer's softmax (``member_scores``) and their mean.
+
+    Args:
+        peers (dict): ``BranchedClassifier`` or ``IndependentPeers`` config;
+            heads get ``num_classes`` if they name none.
+        teachers (dict[str, dict]): Name -> ``dict(target=..., peers=None,
+            source='online', ce_weight=0.)``: the target config, the peer
+            indices it reads (all for None), ``'online'`` or
+            ``'temporal_mean'`` outputs, and the weight of its own CE
+            (trainable ensembles: ONE's gate, FFL's fusion, PCL's).
+        distill (Sequence[dict]): ``dict(teacher=NAME, students='peers',
+            weight=1., detach=True)``; ``students`` is ``'peers'`` (those
+            the teacher reads), a list of peer indices or another teacher's
+            name. A teacher giving one target per peer pairs them up. The
+            term is ``kd_<teacher>``, ramped by ``loss_ramp``.
+        kd_loss (dict): Defaults to ``dict(type='LogitKDLoss',
+            temperature=3.0)``.
+        ce_weight (float): w_ce of the peers' CE. Defaults to 1.
+        temporal_mean (dict, optional): An MMEngine averaged-model config
+            (e.g. ``dict(type='ExponentialMovingAverage', momentum=0.001)``)
+            of the peers, updated after every step, for teachers with
+            ``source='temporal_mean'`` (PCL) and, with ``test=True`` in
+            it, for prediction. Defaults to None.
+        loss_ramp (dict | list[dict], optional): See
+            :class:`LossWeightRamp`. Defaults to None.
+        num_classes (int, optional): Defaults to the data preprocessor's.
+        data_preprocessor (dict, optional): Defaults to mmpretrain's
+            ``ClsDataPreprocessor``; multi-view inputs need
+            ``SelfSupDataPreprocessor``.
+        init_cfg (dict, optional): Initialization config.
+    """
+
+    def __init__(self,
+                 peers: dict,
+                 teachers: Optional[Dict[str, dict]] = None,
+                 distill: Sequence[dict] = (),
+                 kd_loss: Optional[dict] = None,
+                 ce_weight: float = 1.,
+                 temporal_mean: Optional[dict] = None,
+                 loss_ramp: Optional[Union[dict, Sequence[dict]]] = None,
+                 num_classes: Optional[int] = None,
+                 data_preprocessor: Optional[dict] = None,
+                 init_cfg: Optional[dict] = None) -> None:
+        if data_preprocessor is None:
+            data_preprocessor = dict(type='mmpretrain.ClsDataPreprocessor')
+        super().__init__(
+            data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        if num_classes is None and isinstance(data_preprocessor, dict):
+            num_classes = data_preprocessor.get('num_classes')
+        if num_classes is None:
+            raise ValueError('`model.num_classes` is needed (or '
+                             '`data_preprocessor.num_classes`).')
+        self.num_classes = num_classes
+        self.peers = MODELS.build(self._with_classes(peers))
+        self.ce_weight = ce_weight
+        self.kd_loss = MODELS.build(
+            kd_loss or dict(type='LogitKDLoss', temperature=3.0))
+        self.teacher_specs: Dict[str, dict] = {}
+        self.teachers = ModuleDict()
+        for name, spec in (teachers or {}).items():
+            self.teacher_specs[name] = self._check_teacher(name, spec)
+            self.teachers[name] = MODELS.build(
+                self._with_classes(spec['target'], target=True))
+        self.distill = [self._check_distill(i, d) for i, d in
+                        enumerate(distill)]
+        terms = [d['term'] for d in self.distill]
+        if len(set(terms)) != len(terms):
+            raise ValueError('`model.distill` names a teacher twice; give '
+                             f'each teacher one entry: {terms}.')
+        self.loss_ramps, self.ramp_of_term = build_ramps(
+            loss_ramp, [d['term'] for d in self.distill])
+        self.temporal_mean = None
+        self.test_with_temporal_mean = False
+        if temporal_mean is not None:
+            temporal_mean = dict(temporal_mean)
+            self.test_with_temporal_mean = temporal_mean.pop('test', False)
+            self.temporal_mean = MODELS.build(
+                temporal_mean, default_args=dict(model=self.peers))
+        elif any(s['source'] == 'temporal_mean'
+                 for s in self.teacher_specs.values()):
+            raise ValueError("A teacher reads source='temporal_mean': set "
+                             '`model.temporal_mean`.')
+
+    # ------------------------------------------------------- building
+    def _with_classes(self, cfg: dict, target: bool = False) -> dict:
+        """``cfg`` with ``num_classes`` filled into its heads (peers) or,
+        for a target that takes it, into itself."""
+        cfg = dict(cfg)
+        if target:
+            cls = MODELS.get(cfg['type'])
+            if cls is not None and 'num_classes' in inspect.signature(
+                    cls).parameters:
+                cfg.setdefault('num_classes', self.num_classes)
+            return cfg
+        if 'classifier' in cfg:
+            cfg['classifier'] = with_num_classes(cfg['classifier'],
+                                                 self.num_classes)
+        if 'members' in cfg:
+            cfg['members'] = [
+                with_num_classes(m, self.num_classes) for m in cfg['members']
+            ]
+        return cfg
+
+    @staticmethod
+    def _check_teacher(name: str, spec: dict) -> dict:
+        field = f'`model.teachers.{name}'
+        unknown = set(spec) - {'target', 'peers', 'source', 'ce_weight'}
+        if 'target' not in spec or unknown:
+            raise ValueError(f'{field}` must be dict(target=..., peers=None, '
+                             f"source='online', ce_weight=0.), got keys "
+                             f'{sorted(spec)}.')
+        spec = {**dict(peers=None, source='online', ce_weight=0.), **spec}
+        if spec['source'] not in SOURCES:
+            raise ValueError(f'{field}.source` must be one of {SOURCES}, '
+                             f'got {spec["source"]!r}.')
+        return spec
+
+    def _check_distill(self, index: int, entry: dict) -> dict:
+        field = f'`model.distill[{index}]'
+        entry = {**dict(students=PEERS, weight=1., detach=True), **entry}
+        teacher, students = entry.get('teacher'), entry['students']
+        if teacher not in self.teacher_specs:
+            raise ValueError(f'{field}.teacher` is {teacher!r}; teachers: '
+                             f'{sorted(self.teacher_specs)}.')
+        if isinstance(students, str) and students != PEERS and (
+                students not in self.teacher_specs or students == teacher):
+            raise ValueError(f"{field}.students` must be 'peers', peer "
+                             'indices or another teacher, got '
+                             f'{students!r}.')
+        entry['term'] = f'kd_{teacher}'
+        return entry
+
+    def init_weights(self) -> None:
+        """Initialise, then start the temporal mean at the initialised
+        peers (it copied them before, at construction)."""
+        super().init_weights()
+        if self.temporal_mean is not None:
+            self.temporal_mean.module.load_state_dict(self.peers.state_dict())
+
+    # ------------------------------------------------------ progress
+    def ramp_factor(self, term: str) -> float:
+        """The current ramp-up factor of a distillation term (1 unramped)."""
+        index = self.ramp_of_term.get(term)
+        return 1. if index is None else self.loss_ramps[index].factor
+
+    def set_train_progress(self, batch_idx: int, epoch: int,
+                           iteration: int) -> None:
+        """Where the loop is, from :class:`CohortProgressHook`."""
+        for ramp in self.loss_ramps:
+            ramp.set_progress(epoch, iteration)
+
+    # ------------------------------------------------------- forward
+    def forward(self,
+                inputs: Union[Tensor, List[Tensor]],
+                data_samples: Optional[list] = None,
+                mode: str = 'tensor'):
+        """``tensor``: :class:`PeerOutputs`; ``loss``: dict of losses;
+        ``predict``: samples."""
+        if mode == 'tensor':
+            return self.peers(inputs)
+        if mode == 'loss':
+            return self.loss(inputs, data_samples)
+        if mode == 'predict':
+            return self.predict(inputs, data_samples)
+        raise RuntimeError(f'Invalid mode "{mode}".')
+
+    def teacher_logits(self, outputs: PeerOutputs,
+                       averaged: Optional[PeerOutputs]
+                       ) -> Dict[str, Union[Tensor, List[Tensor]]]:
+        """Every teacher's target(s), in config order."""
+        logits = {}
+        for name, spec in self.teacher_specs.items():
+            source = averaged if spec['source'] == 'temporal_mean' \
+                else outputs
+            logits[name] = self.teachers[name](source.select(spec['peers']))
+        return logits
+
+    def loss(self, inputs: Union[Tensor, List[Tensor]],
+             data_samples: list) -> Dict[str, Tensor]:
+        """Keyed ``peer{p}.loss_ce``, ``{teacher}.loss_ce`` and
+        ``{student}.loss_kd_{teacher}`` (weighted and ramped)."""
+        outputs = self.peers(inputs)
+        labels = torch.cat([s.gt_label for s in data_samples]).to(
+            outputs.logits[0].device)
+        outputs.labels = labels
+        averaged = None
+        if self.temporal_mean is not None:
+            with torch.no_grad():
+                averaged = self.temporal_mean.module(inputs)
+            averaged.labels = labels
+        losses = {
+            f'peer{p}.loss_ce': self.ce_weight * F.cross_entropy(z, labels)
+            for p, z in enumerate(outputs.logits)
+        }
+        targets = self.teacher_logits(outputs, averaged)
+        for name, spec in self.teacher_specs.items():
+            if spec['ce_weight']:
+                losses[f'{name}.loss_ce'] = spec['ce_weight'] * \
+                    F.cross_entropy(self._single(name, targets[name]), labels)
+        for entry in self.distill:
+            losses.update(self.distill_losses(entry, outputs, targets))
+        return losses
+
+    def distill_losses(self, entry: dict, outputs: PeerOutputs,
+                       targets: Dict[str, Union[Tensor, List[Tensor]]]
+                       ) -> Dict[str, Tensor]:
+        """The KD terms of one ``distill`` entry, one per student."""
+        teacher = entry['teacher']
+        students = entry['students']
+        if isinstance(students, str) and students != PEERS:
+            named = [(students, self._single(students, targets[students]))]
+        else:
+            if students == PEERS:
+                students = self.teacher_specs[teacher]['peers'] or range(
+                    len(outputs))
+            named = [(f'peer{p}', outputs.logits[p]) for p in students]
+        target = targets[teacher]
+        if isinstance(target, Tensor):
+            target = [target] * len(named)
+        if len(target) != len(named):
+            raise ValueError(f'Teacher {teacher!r} gives {len(target)} '
+                             f'targets for {len(named)} students.')
+        factor = self.ramp_factor(entry['term']) * entry['weight']
+        return {
+            f'{name}.loss_{entry["term"]}':
+            factor * self.kd_loss(z, t.detach() if entry['detach'] else t)
+            for (name, z), t in zip(named, target)
+        }
+
+    @staticmethod
+    def _single(name: str, logits: Union[Tensor, List[Tensor]]) -> Tensor:
+        if not isinstance(logits, Tensor):
+            raise TypeError(f'Teacher {name!r} gives one target per peer: it '
+                            'has no logits of its own to train or distil.')
+        return logits
+
+    def predict(self,
+                inputs: Tensor,
+                data_samples: Optional[list] = None) -> list:
+        """Every peer's softmax scores (``member_scores``, (N, C) a sample)
+        and their mean (``pred_score``); the temporal mean's peers with
+        ``temporal_mean.test``."""
+        peers = self.temporal_mean.module if self.test_with_temporal_mean \
+            else self.peers
+        logits = peers(inputs).logits
+        scores = torch.stack([F.softmax(z, dim=1) for z in logits], dim=1)
+        if data_samples is None:
+            from mmpretrain.structures import DataSample
+            data_samples = [DataSample() for _ in range(inputs.shape[0])]
+        for sample, score in zip(data_samples, scores):
+            sample.set_pred_score(score.mean(0))
+            sample.set_field(score, 'member_scores', field_type='data')
+        return data_samples
+
+    # --------------------------------------------------------- train
+    def optim_wrappers(
+        self, optim_wrapper: Union[OptimWrapper, OptimWrapperDict]
+    ) -> Tuple[OptimWrapper, None]:
+        """The one wrapper of every trained parameter (``cohort``)."""
+        if isinstance(optim_wrapper, OptimWrapperDict):
+            if set(optim_wrapper.keys()) != {'cohort'}:
+                raise KeyError('`optim_wrapper` of an online-KD model holds '
+                               f"'cohort' only, got {list(optim_wrapper)}.")
+            return optim_wrapper['cohort'], None
+        return optim_wrapper, None
+
+    def train_step(self,
+                   data: Union[dict, tuple, list],
+                   optim_wrapper: Union[OptimWrapper, OptimWrapperDict],
+                   run_forward: Optional[Callable] = None
+                   ) -> Dict[str, Tensor]:
+        """One update of the peers and teachers, then of the temporal mean.
+
+        Args:
+            run_forward (Callable, optional): ``run_forward(data,
+                mode='loss')``; :class:`CohortDistributedDataParallel` passes
+                its own. Defaults to this model's.
+        """
+        wrapper, _ = self.optim_wrappers(optim_wrapper)
+        run_forward = run_forward or self._run_forward
+        with wrapper.optim_context(self):
+            data = self.data_preprocessor(data, True)
+            losses = run_forward(data, mode='loss')
+        parsed_losses, log_vars = self.parse_losses(losses)
+        for term in self.ramp_of_term:
+            log_vars[f'ramp/{term}'] = torch.tensor(self.ramp_factor(term))
+        wrapper.update_params(parsed_losses)
+        if self.temporal_mean is not None:
+            self.temporal_mean.update_parameters(self.peers)
+        return log_vars
