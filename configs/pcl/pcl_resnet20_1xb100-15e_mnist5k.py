@@ -7,7 +7,9 @@ model = dict(
     # The reference's decay 0.999 averages about 1000 of its 117k steps;
     # the 150-200 steps on MNIST-5k keep a short average (about 10 steps):
     # a longer one would still carry the first steps' weights at test.
-    temporal_mean=dict(momentum=0.1))
+    temporal_mean=dict(momentum=0.1),
+    # the references' 80 of 300 epochs, on 15
+    loss_ramp=dict(length=4))
 # each peer sees its own random augmentation of the image (the views are
 # stacked by default_collate, as SelfSupDataPreprocessor expects)
 train_dataloader = dict(

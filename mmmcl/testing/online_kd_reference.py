@@ -1,23 +1,30 @@
 """Transcriptions of the online-KD reference implementations' computations.
 
 Each function follows its reference's order of operations (module calls,
-pooling, softmax dims, the 1e-7 shift, reductions), written from those
-repositories' code as of their last commits:
+pooling, softmax dims, the 1e-7 shift, reductions, which tensors are
+detached), written from those repositories' code as of their last commits:
 
-- ONE: github.com/Lan1991Xu/ONE_NeurIPS2018, ``loss/kl_loss.py`` and
-  ``models/cifar/resnet.py`` (``ONE_ResNet.forward``);
+- ONE: github.com/Lan1991Xu/ONE_NeurIPS2018, ``loss/kl_loss.py``,
+  ``models/cifar/resnet.py`` (``ONE_ResNet.forward``), ``cifar_one.py``
+  (``train``) and ``utils/ramps.py``;
 - OKDDip: github.com/DefangChen/OKDDip, ``utils.py`` (``KL_Loss``),
-  ``models/model_cifar/resnet_GL.py`` (``ResNet.forward``, ``en=False``);
+  ``models/model_cifar/resnet_GL.py`` (``ResNet.forward``, ``en=False``)
+  and ``train_GL.py`` (``train``);
 - FFL: github.com/Jangho-Kim/FFL-pytorch, ``our_network.py``
-  (``Fusion_module.forward``) and ``utils.py`` (``KLLoss``);
-- CL-ILR: github.com/winycg/MCL-OKD, ``main_cifar_cl_ilr.py`` (``KLDiv``,
-  the per-head targets).
+  (``Fusion_module.forward``), ``utils.py`` (``KLLoss``) and
+  ``train_FFL.py`` (``train``);
+- CL-ILR: github.com/winycg/MCL-OKD, ``main_cifar_cl_ilr.py``
+  (``DistillKL``, the per-head targets and ``train``).
+
+KDCL (Guo et al., CVPR 2020) and PCL (Wu & Gong, AAAI 2021) publish no
+code: their losses are written from the papers' equations.
 
 They take the parameters of mmmcl's modules as plain tensors, so a test can
 compare the two on the same weights. Training never uses them.
 """
 from typing import List
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -42,7 +49,7 @@ def okddip_kl_loss(output_batch: Tensor, teacher_outputs: Tensor,
 
 
 def cl_ilr_kl_loss(y_s: Tensor, y_t: Tensor, T: float = 2.) -> Tensor:
-    """MCL-OKD's ``KLDiv`` of ``main_cifar_cl_ilr.py``."""
+    """MCL-OKD's ``DistillKL`` of ``main_cifar_cl_ilr.py``."""
     p_s = F.log_softmax(y_s / T, dim=1)
     p_t = F.softmax(y_t / T, dim=1)
     return F.kl_div(p_s, p_t, reduction='batchmean') * (T**2)
@@ -110,3 +117,145 @@ def ffl_fusion(fmap: List[Tensor], dw_weight: Tensor,
     x = F.avg_pool2d(x, x.shape[-1])
     x = x.view(x.size(0), -1)
     return F.linear(x, fc_weight, fc_bias)
+
+
+def sigmoid_rampup(current: float, rampup_length: float) -> float:
+    """ONE's ``sigmoid_rampup`` of ``utils/ramps.py`` (FFL's ``utils.py``
+    and OKDDip's ``get_current_consistency_weight`` of ``train_GL.py`` are
+    the same code), called with the 0-based epoch."""
+    if rampup_length == 0:
+        return 1.0
+    else:
+        current = np.clip(current, 0.0, rampup_length)
+        phase = 1.0 - current / rampup_length
+        return float(np.exp(-5.0 * phase * phase))
+
+
+def one_loss(x: Tensor, logits: List[Tensor], targets: Tensor,
+             consistency_weight: float, fc_weight: Tensor, fc_bias: Tensor,
+             bn: torch.nn.BatchNorm1d) -> Tensor:
+    """``loss`` of ONE's ``train`` in ``cifar_one.py``: the CE of every
+    branch and of the gated ensemble ``outputs4`` (not detached), plus the
+    ramped ``KLLoss`` of every branch to ``outputs4`` (detached there)."""
+    outputs4 = one_gated_ensemble(x, logits, fc_weight, fc_bias, bn)
+    loss_cross = 0
+    for outputs in logits + [outputs4]:
+        loss_cross = loss_cross + F.cross_entropy(outputs, targets)
+    loss_kl = 0
+    for outputs in logits:
+        loss_kl = loss_kl + one_kl_loss(outputs, outputs4)
+    loss_kl = consistency_weight * loss_kl
+    return loss_cross + loss_kl
+
+
+def cl_ilr_loss(logits: List[Tensor], target: Tensor,
+                kd_T: float = 2.) -> Tensor:
+    """``loss`` of ``train`` in MCL-OKD's ``main_cifar_cl_ilr.py``: 0.5 CE
+    of each head plus 0.5 ``DistillKL`` to the detached mean of the others
+    (no ramp)."""
+    loss_cls = 0.
+    loss_div = 0.
+    for i in range(len(logits)):
+        loss_cls = loss_cls + 0.5 * F.cross_entropy(logits[i], target)
+    ensembles = cl_ilr_targets(logits)
+    for i in range(len(logits)):
+        loss_div = loss_div + 0.5 * cl_ilr_kl_loss(logits[i], ensembles[i],
+                                                   kd_T)
+    return loss_cls + loss_div
+
+
+def okddip_loss(feats: List[Tensor], logits: List[Tensor],
+                labels_batch: Tensor, consistency_weight: float,
+                query_weight: Tensor, key_weight: Tensor, T: float = 3.,
+                alpha: float = 1.) -> Tensor:
+    """``loss`` of OKDDip's ``train`` in ``train_GL.py`` (``--loss KL``):
+    the last branch is the group leader ``x_stu``, the others the peers
+    (``output_batch``). CE of all; ramped ``KL_Loss`` of each peer to its
+    attention target and of the leader to the peers' mean, neither
+    detached."""
+    x_m = okddip_attention_targets(feats[:-1], logits[:-1], query_weight,
+                                   key_weight)
+    output_batch = torch.cat([z.unsqueeze(-1) for z in logits[:-1]], -1)
+    x_stu = logits[-1]
+    loss_true = 0
+    loss_group = 0
+    for i in range(len(logits) - 1):
+        loss_true += F.cross_entropy(output_batch[:, :, i], labels_batch)
+        loss_group += okddip_kl_loss(output_batch[:, :, i], x_m[:, :, i], T)
+    return loss_true + F.cross_entropy(x_stu, labels_batch) + \
+        alpha * consistency_weight * (loss_group + okddip_kl_loss(
+            x_stu, torch.mean(output_batch, dim=2), T))
+
+
+def ffl_loss(fmap: List[Tensor], logits: List[Tensor], targets: Tensor,
+             consistency_weight: float, dw_weight: Tensor,
+             bn1: torch.nn.BatchNorm2d, pw_weight: Tensor,
+             bn1_1: torch.nn.BatchNorm2d, fc_weight: Tensor,
+             fc_bias: Tensor) -> Tensor:
+    """``loss`` of FFL's ``train`` in ``train_FFL.py``: CE of the two
+    branches and of the fused logits; ramped ``KLLoss`` of each branch to
+    the fused logits and of the fused logits to the branches' mean (both
+    targets detached by ``KLLoss``)."""
+    outputs1, outputs2 = logits
+    ensemble_logit = (outputs1 + outputs2) / 2
+    fused_logit = ffl_fusion(fmap, dw_weight, bn1, pw_weight, bn1_1,
+                             fc_weight, fc_bias)
+    loss_cross = F.cross_entropy(outputs1, targets) + F.cross_entropy(
+        outputs2, targets) + F.cross_entropy(fused_logit, targets)
+    loss_kl = consistency_weight * (
+        one_kl_loss(outputs1, fused_logit) +
+        one_kl_loss(outputs2, fused_logit) +
+        one_kl_loss(fused_logit, ensemble_logit))
+    return loss_cross + loss_kl
+
+
+def hinton_kd(student: Tensor, teacher: Tensor, T: float) -> Tensor:
+    r""":math:`T^2 \mathrm{KL}(p_t \| p_s)`, batch mean, of the KDCL and
+    PCL papers (no shift of :math:`p_t`, nothing detached here)."""
+    return F.kl_div(
+        F.log_softmax(student / T, dim=1),
+        F.softmax(teacher / T, dim=1),
+        reduction='batchmean') * T**2
+
+
+def kdcl_min_logit_loss(logits: List[Tensor], labels: Tensor,
+                        alpha: float = 0.5, T: float = 4.) -> Tensor:
+    r"""KDCL-MinLogit (Guo et al. 2020; no official code), from the paper:
+    the teacher :math:`z^t_c = \min_i (z^i_c - z^i_y)`, detached, and
+    :math:`\sum_i (1 - a)\,\mathrm{CE}(z^i, y) + a\,T^2\,
+    \mathrm{KL}(p^t \| p^i)`."""
+    shifted = []
+    for z in logits:
+        shifted.append(z - z[torch.arange(z.shape[0]), labels][:, None])
+    teacher = shifted[0]
+    for z in shifted[1:]:
+        teacher = torch.minimum(teacher, z)
+    teacher = teacher.detach()
+    loss = 0
+    for z in logits:
+        loss = loss + (1 - alpha) * F.cross_entropy(z, labels) + \
+            alpha * hinton_kd(z, teacher, T)
+    return loss
+
+
+def pcl_loss(feats: List[Tensor], logits: List[Tensor],
+             mean_logits: List[Tensor], labels: Tensor,
+             consistency_weight: float, fc_weight: Tensor, fc_bias: Tensor,
+             T: float = 3.) -> Tensor:
+    r"""PCL (Wu & Gong 2021; no official code), from the paper: CE of every
+    branch and of the peer ensemble teacher :math:`z_e = W [h_1; \dots;
+    h_N] + b`; ramped, each branch's :math:`T^2` KL to :math:`z_e`
+    (detached) and to the peer mean teacher, the mean over :math:`j \ne i`
+    of the temporal-mean branches' logits ``mean_logits`` (no gradient)."""
+    ensemble = F.linear(torch.cat(feats, dim=1), fc_weight, fc_bias)
+    loss_ce = F.cross_entropy(ensemble, labels)
+    for z in logits:
+        loss_ce = loss_ce + F.cross_entropy(z, labels)
+    loss_pe = 0
+    loss_pm = 0
+    for i, z in enumerate(logits):
+        others = [mean_logits[j] for j in range(len(logits)) if j != i]
+        peer_mean = (sum(others) / len(others)).detach()
+        loss_pe = loss_pe + hinton_kd(z, ensemble.detach(), T)
+        loss_pm = loss_pm + hinton_kd(z, peer_mean, T)
+    return loss_ce + consistency_weight * (loss_pe + loss_pm)

@@ -370,12 +370,18 @@ def plot(rows: List[dict], path: str, title: str) -> str:
     fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
     for ax, field in zip(axes, ('members', 'ensemble')):
         if len(sizes) == 1:
-            names = [f"{r['method']}\n{r['ramp']}" for r in rows]
+            names = [r['method'] if r['method'] == 'baseline'
+                     else f"{r['method']}, ramp {r['ramp']}" for r in rows]
             ax.bar(range(len(rows)), [r[field][0] for r in rows],
                    yerr=[r[field][1] for r in rows], capsize=3,
                    color=['grey' if r['method'] == 'baseline' else 'C0'
                           for r in rows])
-            ax.set_xticks(range(len(rows)), names, fontsize=7, rotation=90)
+            for r in rows:
+                if r['method'] == 'baseline':
+                    ax.axhline(r[field][0], color='grey', linestyle='--',
+                               linewidth=1)
+            ax.set_xticks(range(len(rows)), names, fontsize=7, rotation=60,
+                          ha='right')
             low = min(r[field][0] - r[field][1] for r in rows)
             ax.set_ylim(max(0., low - 2.), None)
             ax.set(title=f'{field} (test top-1), {sizes[0]} labels/digit')
