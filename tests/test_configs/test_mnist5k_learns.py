@@ -10,6 +10,8 @@ REPO = Path(__file__).resolve().parents[2]
 CONFIGS = sorted(REPO.glob('configs/*/*_mnist5k.py'))
 
 
+# 20-100 s each on a 2-core CPU: in the full run (make test PYTEST_ARGS=)
+@pytest.mark.slow
 @pytest.mark.parametrize('config', CONFIGS, ids=lambda p: p.parent.name)
 def test_short_run_learns(config, tmp_path):
     """The config as shipped but for the size: ResNet-8 members, 100

@@ -10,8 +10,8 @@ from mmengine.optim import OptimWrapper, OptimWrapperDict
 from torch import Tensor
 
 from mmmcl.registry import MODELS
-from ..losses import build_ramps
 from ..heads import EmbeddingHead, LayerMatchingWeights, StageAggregator
+from ..losses import build_ramps
 from ..utils import gather_rows
 from .cohort_members import (build_branches, check_members, stage_positions,
                              with_num_classes)

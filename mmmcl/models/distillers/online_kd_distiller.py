@@ -78,8 +78,8 @@ class OnlineKDDistiller(BaseModel):
                  init_cfg: Optional[dict] = None) -> None:
         if data_preprocessor is None:
             data_preprocessor = dict(type='mmpretrain.ClsDataPreprocessor')
-        super().__init__(
-            data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        super().__init__(data_preprocessor=data_preprocessor,
+                         init_cfg=init_cfg)
         if num_classes is None and isinstance(data_preprocessor, dict):
             num_classes = data_preprocessor.get('num_classes')
         if num_classes is None:
@@ -96,8 +96,9 @@ class OnlineKDDistiller(BaseModel):
             self.teacher_specs[name] = self._check_teacher(name, spec)
             self.teachers[name] = MODELS.build(
                 self._with_classes(spec['target'], target=True))
-        self.distill = [self._check_distill(i, d) for i, d in
-                        enumerate(distill)]
+        self.distill = [
+            self._check_distill(i, d) for i, d in enumerate(distill)
+        ]
         terms = [d['term'] for d in self.distill]
         if len(set(terms)) != len(terms):
             raise ValueError('`model.distill` names a teacher twice; give '
@@ -199,9 +200,9 @@ class OnlineKDDistiller(BaseModel):
             return self.predict(inputs, data_samples)
         raise RuntimeError(f'Invalid mode "{mode}".')
 
-    def teacher_logits(self, outputs: PeerOutputs,
-                       averaged: Optional[PeerOutputs]
-                       ) -> Dict[str, Union[Tensor, List[Tensor]]]:
+    def teacher_logits(
+        self, outputs: PeerOutputs, averaged: Optional[PeerOutputs]
+    ) -> Dict[str, Union[Tensor, List[Tensor]]]:
         """Every teacher's target(s), in config order."""
         logits = {}
         for name, spec in self.teacher_specs.items():
@@ -215,8 +216,8 @@ class OnlineKDDistiller(BaseModel):
         """Keyed ``peer{p}.loss_ce``, ``{teacher}.loss_ce`` and
         ``{student}.loss_kd_{teacher}`` (weighted and ramped)."""
         outputs = self.peers(inputs)
-        labels = torch.cat([s.gt_label for s in data_samples]).to(
-            outputs.logits[0].device)
+        labels = torch.cat([s.gt_label for s in data_samples
+                            ]).to(outputs.logits[0].device)
         outputs.labels = labels
         averaged = None
         if self.temporal_mean is not None:
@@ -236,9 +237,10 @@ class OnlineKDDistiller(BaseModel):
             losses.update(self.distill_losses(entry, outputs, targets))
         return losses
 
-    def distill_losses(self, entry: dict, outputs: PeerOutputs,
-                       targets: Dict[str, Union[Tensor, List[Tensor]]]
-                       ) -> Dict[str, Tensor]:
+    def distill_losses(
+            self, entry: dict, outputs: PeerOutputs,
+            targets: Dict[str, Union[Tensor,
+                                     List[Tensor]]]) -> Dict[str, Tensor]:
         """The KD terms of one ``distill`` entry, one per student."""
         teacher = entry['teacher']
         students = entry['students']
@@ -258,7 +260,8 @@ class OnlineKDDistiller(BaseModel):
         factor = self.ramp_factor(entry['term']) * entry['weight']
         return {
             f'{name}.loss_{entry["term"]}':
-            factor * self.kd_loss(z, t.detach() if entry['detach'] else t)
+            factor * self.kd_loss(z,
+                                  t.detach() if entry['detach'] else t)
             for (name, z), t in zip(named, target)
         }
 
@@ -299,11 +302,11 @@ class OnlineKDDistiller(BaseModel):
             return optim_wrapper['cohort'], None
         return optim_wrapper, None
 
-    def train_step(self,
-                   data: Union[dict, tuple, list],
-                   optim_wrapper: Union[OptimWrapper, OptimWrapperDict],
-                   run_forward: Optional[Callable] = None
-                   ) -> Dict[str, Tensor]:
+    def train_step(
+            self,
+            data: Union[dict, tuple, list],
+            optim_wrapper: Union[OptimWrapper, OptimWrapperDict],
+            run_forward: Optional[Callable] = None) -> Dict[str, Tensor]:
         """One update of the peers and teachers, then of the temporal mean.
 
         Args:

@@ -80,8 +80,8 @@ class BranchedClassifier(BaseModule):
                 f'from 1 to {num_stages - 1} (the backbone has {num_stages} '
                 'stages), one per entry of `num_branches` (each >= 2); got '
                 f'branch_at={branch_at}, num_branches={num_branches}.')
-        backbone_cfg['out_indices'] = tuple(b - 1 for b in branch_at) + (
-            num_stages - 1, )
+        backbone_cfg['out_indices'] = tuple(
+            b - 1 for b in branch_at) + (num_stages - 1, )
         self.classifier = MODELS.build(classifier)
         self.branch_at = branch_at
         self.num_branches = num_branches
@@ -91,8 +91,10 @@ class BranchedClassifier(BaseModule):
         stages, post = stage_layers(backbone)
         names = {id(m): n for n, m in backbone.named_modules()}
         bounds = list(branch_at) + [num_stages]
-        self.level_stages = [list(range(bounds[lv], bounds[lv + 1]))
-                             for lv in range(len(branch_at))]
+        self.level_stages = [
+            list(range(bounds[lv], bounds[lv + 1]))
+            for lv in range(len(branch_at))
+        ]
         self.stage_names = [names[id(s)] for s in stages]
         self.post_name = names.get(id(post))  # None: no post-stage layers
         self.nodes = ModuleDict()
@@ -139,8 +141,7 @@ class BranchedClassifier(BaseModule):
         if not 0 <= peer < self.num_peers:
             raise IndexError(f'Peer {peer} out of range: this tree has '
                              f'{self.num_peers} peers.')
-        return tuple(
-            itertools.product(*map(range, self.num_branches)))[peer]
+        return tuple(itertools.product(*map(range, self.num_branches)))[peer]
 
     # ---------------------------------------------------------- forward
     def forward(self, inputs: Union[Tensor, Sequence[Tensor]]) -> PeerOutputs:
@@ -161,9 +162,8 @@ class BranchedClassifier(BaseModule):
         trunk: List[Tensor] = []
         for v, view in enumerate(views):
             wanted = range(v, self.num_peers, len(views))
-            maps, splits = self._tree_forward(view,
-                                              [self.leaf_path(p)
-                                               for p in wanted])
+            maps, splits = self._tree_forward(
+                view, [self.leaf_path(p) for p in wanted])
             leaves.update(zip(wanted, maps))
             if v == 0:
                 trunk = splits
@@ -180,9 +180,9 @@ class BranchedClassifier(BaseModule):
             logits.append(head((feat, )))
         return PeerOutputs(maps=maps, feats=feats, logits=logits, trunk=trunk)
 
-    def _tree_forward(self, x: Tensor,
-                      wanted: Sequence[Path]) -> Tuple[List[Tensor],
-                                                       List[Tensor]]:
+    def _tree_forward(
+            self, x: Tensor,
+            wanted: Sequence[Path]) -> Tuple[List[Tensor], List[Tensor]]:
         """Last maps of the ``wanted`` leaves and the classifier's split
         outputs; only the nodes on the way to a wanted leaf run."""
         outs = self.classifier.backbone(x)

@@ -36,11 +36,18 @@ class FusionTarget(nn.Module):
         fused = sum(in_channels)
         out_channels = out_channels or in_channels[0]
         norm = dict(type='BN')
-        self.depthwise = ConvModule(
-            fused, fused, 3, padding=1, groups=fused, bias=False,
-            norm_cfg=norm)
-        self.pointwise = ConvModule(
-            fused, out_channels, 1, bias=False, norm_cfg=norm)
+        self.depthwise = ConvModule(fused,
+                                    fused,
+                                    3,
+                                    padding=1,
+                                    groups=fused,
+                                    bias=False,
+                                    norm_cfg=norm)
+        self.pointwise = ConvModule(fused,
+                                    out_channels,
+                                    1,
+                                    bias=False,
+                                    norm_cfg=norm)
         self.fc = nn.Linear(out_channels, num_classes)
 
     def forward(self, outputs: PeerOutputs) -> Tensor:

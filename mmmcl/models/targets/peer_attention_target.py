@@ -26,7 +26,8 @@ class PeerAttentionTarget(nn.Module):
             (the reference's 8 for ResNet-32, 32 for ResNet-110).
     """
 
-    def __init__(self, in_channels: int,
+    def __init__(self,
+                 in_channels: int,
                  proj_channels: Optional[int] = None) -> None:
         super().__init__()
         proj_channels = proj_channels or max(1, in_channels // 8)

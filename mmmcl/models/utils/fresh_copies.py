@@ -6,7 +6,8 @@ import torch.nn as nn
 
 # How mmpretrain's ResNet initialises the layers that the copies hold.
 STAGE_INIT_CFG = (dict(type='Kaiming', layer=['Conv2d']),
-                  dict(type='Constant', val=1,
+                  dict(type='Constant',
+                       val=1,
                        layer=['_BatchNorm', 'GroupNorm']))
 
 

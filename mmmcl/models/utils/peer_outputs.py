@@ -31,17 +31,15 @@ class PeerOutputs:
         """The outputs of the peers ``indices`` (all for None)."""
         if indices is None:
             return self
-        return replace(
-            self,
-            maps=[self.maps[i] for i in indices],
-            feats=[self.feats[i] for i in indices],
-            logits=[self.logits[i] for i in indices])
+        return replace(self,
+                       maps=[self.maps[i] for i in indices],
+                       feats=[self.feats[i] for i in indices],
+                       logits=[self.logits[i] for i in indices])
 
     def detach(self) -> 'PeerOutputs':
         """The same outputs cut from the graph."""
-        return replace(
-            self,
-            maps=[x.detach() for x in self.maps],
-            feats=[x.detach() for x in self.feats],
-            logits=[x.detach() for x in self.logits],
-            trunk=[x.detach() for x in self.trunk])
+        return replace(self,
+                       maps=[x.detach() for x in self.maps],
+                       feats=[x.detach() for x in self.feats],
+                       logits=[x.detach() for x in self.logits],
+                       trunk=[x.detach() for x in self.trunk])
