@@ -176,25 +176,23 @@ def optim_wrappers(model, lr=0.05, weight_decay=1e-3):
 def test_meta_step_hypergradient_matches_finite_differences():
     """Exact with VCL and ICL; the soft terms stop the gradient of their
     targets, which the hypergradient (like the reference's) keeps constant,
-    so they are switched off here."""
+    so they are switched off here. The reference's momentum adjoint
+    (``momentum_adjoint='reference'``) departs from it."""
     torch.manual_seed(0)
     model = build(loss_weights=dict(soft_vcl=0., soft_icl=0.)).double()
     wrappers = optim_wrappers(model, lr=0.01)
     inputs, samples = batch()
     inputs = inputs.double()
     labels = torch.cat([s.gt_label for s in samples])
-    step = model.meta_step
-    cohort = wrappers['cohort']
-    phi = list(model.meta_net.parameters())
-    outer = step.unrolled_outer_loss(model, inputs, labels, cohort)
-    hypergrad = torch.autograd.grad(outer, phi)
+    problem = model.meta_problem(inputs, labels, labels, wrappers['cohort'])
+    phi = problem.phi
+    hypergrad = model.meta_step.hypergradient(problem).grads
 
     def outer_at(delta, eps):
         with torch.no_grad():
             for p, d in zip(phi, delta):
                 p.add_(eps * d)
-        value = step.unrolled_outer_loss(
-            model, inputs, labels, cohort, create_graph=False).item()
+        value = model.meta_step.hypergradient(problem).outer_loss.item()
         with torch.no_grad():
             for p, d in zip(phi, delta):
                 p.sub_(eps * d)
@@ -214,6 +212,12 @@ def test_meta_step_hypergradient_matches_finite_differences():
         assert analytic.item() == pytest.approx(numeric, rel=1e-4, abs=1e-8)
     assert any(g.abs().sum() > 0 for g in hypergrad)
 
+    model.meta_step.momentum_adjoint = 'reference'
+    departed = model.meta_step.hypergradient(problem).grads
+    flat = torch.cat([g.reshape(-1) for g in hypergrad])
+    flat_ref = torch.cat([g.reshape(-1) for g in departed])
+    assert (flat - flat_ref).norm() > 1e-4 * flat.norm()
+
 
 def test_meta_step_leaves_theta_and_optimizer_untouched():
     torch.manual_seed(0)
@@ -232,8 +236,8 @@ def test_meta_step_leaves_theta_and_optimizer_untouched():
 
     prepared = model.data_preprocessor(data, True)
     labels = torch.cat([s.gt_label for s in samples])
-    stats = model.meta_step(model, prepared['inputs'], labels,
-                            wrappers['cohort'], wrappers['meta'])
+    stats = model.meta_update(prepared['inputs'], labels, labels,
+                              wrappers['cohort'], wrappers['meta'])
     for n, p in model.named_parameters():
         if n in theta:
             assert torch.equal(p, theta[n]), n
@@ -294,3 +298,29 @@ def test_memory_bank_cohort_updates_banks_after_the_step():
         expected = F.normalize(0.5 * before[:8] + 0.5 * final, dim=1)
         torch.testing.assert_close(bank[:8], expected)
         assert torch.equal(bank[8:], before[8:])
+
+
+def test_head_init_switch():
+    """``mmpretrain``: LinearClsHead's Normal(0, 0.01) and zero bias, the
+    branches' PyTorch default; ``reference``: the members' classifiers with
+    PyTorch's default (U(-1/sqrt(fan_in), 1/sqrt(fan_in)), std 0.072 for 64
+    inputs), the branches' biases at zero."""
+    bound = 1 / 64**0.5
+    torch.manual_seed(0)
+    model = build(members=(RESNET8, RESNET8))
+    for member, branches in zip(model.members, model.branches):
+        assert member.head.fc.weight.std() < 0.015
+        assert not member.head.fc.bias.any()
+        assert all(branch.fc.bias.abs().max() > 0 for branch in branches)
+    torch.manual_seed(0)
+    model = build(members=(RESNET8, RESNET8), head_init='reference')
+    for member, branches in zip(model.members, model.branches):
+        fc = member.head.fc
+        assert 0.06 < fc.weight.std() < 0.085
+        assert fc.weight.abs().max() <= bound
+        assert 0 < fc.bias.abs().max() <= bound
+        for branch in branches:
+            assert not branch.fc.bias.any()
+            assert 0.06 < branch.fc.weight.std() < 0.085
+    with pytest.raises(ValueError, match='head_init'):
+        build(head_init='kaiming')

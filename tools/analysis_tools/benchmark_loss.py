@@ -307,9 +307,9 @@ def meta_step_fn(config: str, data: dict,
     samples = data['data_samples']
     labels = torch.cat([s.gt_label for s in samples]).to(device)
     target = model.contrast_target(samples, labels)
-    return lambda: model.meta_step(model, data['inputs'], labels,
-                                   optim_wrapper['cohort'],
-                                   optim_wrapper['meta'], target)
+    return lambda: model.meta_update(data['inputs'], labels, target,
+                                     optim_wrapper['cohort'],
+                                     optim_wrapper['meta'])
 
 
 def run_train_benchmark(batch_size: int = 128, repeats: int = 10,

@@ -1,5 +1,8 @@
 from .cohort_distiller import CohortDistiller
-from .meta_step import MetaStep
+from .meta_step import Hypergradient, MetaProblem, MetaStep
 from .online_kd_distiller import OnlineKDDistiller
 
-__all__ = ['CohortDistiller', 'MetaStep', 'OnlineKDDistiller']
+__all__ = [
+    'CohortDistiller', 'Hypergradient', 'MetaProblem', 'MetaStep',
+    'OnlineKDDistiller'
+]

@@ -8,6 +8,7 @@ from mmengine.dist import all_gather, get_world_size
 from mmengine.model import BaseModel, ModuleList
 from mmengine.optim import OptimWrapper, OptimWrapperDict
 from torch import Tensor
+from torch.func import functional_call
 
 from mmmcl.registry import MODELS
 from ..heads import EmbeddingHead, LayerMatchingWeights, StageAggregator
@@ -15,11 +16,12 @@ from ..losses import build_ramps
 from ..utils import gather_rows
 from .cohort_members import (build_branches, check_members, stage_positions,
                              with_num_classes)
-from .meta_step import MetaStep
+from .meta_step import MetaProblem, MetaStep, sgd_hyperparams
 
 LOGIT_KD_MODES = (None, 'aggregator', 'mean', 'mutual')
 CONTRAST_TERMS = ('vcl', 'soft_vcl', 'icl', 'soft_icl')
 LOGIT_KD_TERM = 'kd'
+HEAD_INITS = ('mmpretrain', 'reference')
 
 
 @MODELS.register_module()
@@ -64,12 +66,21 @@ class CohortDistiller(BaseModel):
         kd_loss (dict): The logit KD term. Defaults to
             ``dict(type='LogitKDLoss', temperature=3.0)``.
         meta (dict, optional): ``dict(interval=50, virtual_steps=2,
-            momentum=0.9, proj_dim=128)``. Defaults to None.
+            momentum=0.9, proj_dim=128)`` and the switches of
+            :class:`MetaStep` (``momentum_adjoint``, ``replay_bn``).
+            Defaults to None.
         loss_ramp (dict | list[dict], optional): One ramp for every
             distillation term, e.g. ``dict(type='LossWeightRamp',
             shape='sigmoid', length=80)``, or several with disjoint
             ``terms`` (``vcl``, ``soft_vcl``, ``icl``, ``soft_icl``,
             ``kd``). Defaults to None.
+        head_init (str): ``'mmpretrain'`` keeps each part's own
+            initialisation (the members' ``LinearClsHead``: Normal(0, 0.01),
+            the branches' classifiers: PyTorch's default Linear init);
+            ``'reference'`` initialises as the authors' L-MCL code: the
+            members' final classifiers with PyTorch's default Linear init
+            (their init loop skips Linear layers), the branches' classifier
+            biases at zero. Defaults to ``'mmpretrain'``.
         init_cfg (dict, optional): Initialization config. Defaults to None.
     """
 
@@ -85,6 +96,7 @@ class CohortDistiller(BaseModel):
                  kd_loss: Optional[dict] = None,
                  meta: Optional[dict] = None,
                  loss_ramp: Optional[Union[dict, Sequence[dict]]] = None,
+                 head_init: str = 'mmpretrain',
                  init_cfg: Optional[dict] = None) -> None:
         if data_preprocessor is None:
             data_preprocessor = dict(type='mmpretrain.ClsDataPreprocessor')
@@ -106,6 +118,10 @@ class CohortDistiller(BaseModel):
                              'of the contrastive terms across stages: it '
                              'needs `model.aux_depth` and '
                              '`model.contrast_loss`.')
+        if head_init not in HEAD_INITS:
+            raise ValueError(f'`model.head_init` must be one of {HEAD_INITS}'
+                             f', got {head_init!r}.')
+        self.head_init = head_init
         if num_classes is None and isinstance(data_preprocessor, dict):
             num_classes = data_preprocessor.get('num_classes')
         # mmengine's ModuleList: init_weights reaches each member's init_cfg
@@ -159,6 +175,20 @@ class CohortDistiller(BaseModel):
         # (final-stage embeddings, sample indices) of the last loss() with
         # memory banks, for the bank update after the backward.
         self._bank_update: Optional[Tuple[List[Tensor], Tensor]] = None
+
+    def init_weights(self) -> None:
+        """Each part's ``init_cfg``, then ``head_init='reference'``."""
+        super().init_weights()
+        if self.head_init == 'mmpretrain':
+            return
+        for member in self.members:
+            for layer in member.head.modules():
+                if isinstance(layer, nn.Linear):
+                    layer.reset_parameters()
+        for branches in self.branches:
+            for layer in branches.modules():
+                if isinstance(layer, nn.Linear) and layer.bias is not None:
+                    nn.init.zeros_(layer.bias)
 
     @property
     def distill_terms(self) -> Tuple[str, ...]:
@@ -438,12 +468,83 @@ class CohortDistiller(BaseModel):
         if self.meta_step is not None and self._meta_due():
             start = time.perf_counter()
             labels = self._labels(data['data_samples'], data['inputs'].device)
-            stats = self.meta_step(
-                self, data['inputs'], labels, cohort_wrapper, meta_wrapper,
-                self.contrast_target(data['data_samples'], labels))
+            stats = self.meta_update(
+                data['inputs'], labels,
+                self.contrast_target(data['data_samples'], labels),
+                cohort_wrapper, meta_wrapper)
             stats['meta/time'] = torch.tensor(time.perf_counter() - start)
             log_vars.update(stats)
         return log_vars
+
+    def meta_update(self, inputs: Tensor, labels: Tensor, target: Tensor,
+                    cohort_wrapper: OptimWrapper,
+                    meta_wrapper: OptimWrapper) -> Dict[str, Tensor]:
+        """One meta step (:class:`MetaStep`) on this batch, after the
+        normal update; see :meth:`meta_problem` for the arguments.
+
+        Returns:
+            dict[str, Tensor]: ``meta/lr``, ``meta/outer_ce``,
+            ``meta/hypergrad_norm``.
+        """
+        problem = self.meta_problem(inputs, labels, target, cohort_wrapper)
+        try:
+            stats = self.meta_step(problem, meta_wrapper)
+        except torch.OutOfMemoryError as error:
+            raise RuntimeError(
+                'The meta step (model.meta) ran out of memory at batch size '
+                f'{len(labels)} on this device; it needs about twice a '
+                "normal step's activation memory: lower the batch size "
+                '(train_dataloader.batch_size) or use a device with more '
+                'memory.') from error
+        stats['meta/lr'] = torch.tensor(cohort_wrapper.get_lr()['lr'][0])
+        return stats
+
+    def meta_problem(self, inputs: Tensor, labels: Tensor, target: Tensor,
+                     cohort_wrapper: OptimWrapper) -> MetaProblem:
+        """What the meta step differentiates on this batch: theta =
+        members, branches and embedding heads, with the lr and weight decay
+        of their group in ``cohort_wrapper``, their buffers; the inner
+        objective is the weighted contrastive loss (w from the
+        meta-network phi), the outer one the summed CE of every stage
+        (:meth:`classification_losses`).
+
+        Args:
+            inputs (Tensor): The preprocessed batch, (B, 3, H, W).
+            labels (Tensor): (B, ).
+            target (Tensor): What the contrast loss compares against, see
+                :meth:`contrast_target`.
+            cohort_wrapper (OptimWrapper): The main optimizer's wrapper.
+        """
+        theta_modules = (self.members, self.branches, self.embed_heads)
+        theta_ids = {id(p) for m in theta_modules for p in m.parameters()}
+        theta = {
+            n: p
+            for n, p in self.named_parameters()
+            if id(p) in theta_ids and p.requires_grad
+        }
+        buffer_ids = {id(b) for m in theta_modules for b in m.buffers()}
+        buffers = {n: b for n, b in self.named_buffers() if id(b) in buffer_ids}
+        lrs, weight_decays = sgd_hyperparams(theta, cohort_wrapper)
+        phi = [p for p in self.meta_net.parameters() if p.requires_grad]
+
+        def cohort_at(params: dict, state: dict) -> dict:
+            return functional_call(self, (params, state), (inputs, ),
+                                   dict(mode='tensor'))
+
+        def contrast(params: dict, state: dict) -> Tensor:
+            out = cohort_at(params, state)
+            weights = self.meta_net(out['feats'])
+            return sum(
+                self.contrast_losses(out['embeddings'], target,
+                                     weights).values())
+
+        def classification(params: dict, state: dict) -> Tensor:
+            out = cohort_at(params, state)
+            return sum(
+                self.classification_losses(out['logits'], labels).values())
+
+        return MetaProblem(theta, lrs, weight_decays, buffers, contrast,
+                           classification, phi)
 
     def _meta_due(self) -> bool:
         if self.train_iter is None:
@@ -472,10 +573,3 @@ class CohortDistiller(BaseModel):
                             "optim_wrapper=dict(constructor='Cohort"
                             "OptimWrapperConstructor', cohort=..., meta=...).")
         return optim_wrapper, None
-
-    def theta_names(self) -> List[str]:
-        """Parameters theta of the meta step: members, branches and
-        embedding heads (not the aggregators, not the meta-network)."""
-        prefixes = ('members.', 'branches.', 'embed_heads.')
-        return [n for n, _ in self.named_parameters() if n.startswith(prefixes)]
-

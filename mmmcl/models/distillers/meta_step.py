@@ -1,182 +1,262 @@
-from typing import Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, NamedTuple, Sequence, Tuple
 
 import torch
-import torch.nn as nn
 from mmengine.dist import all_reduce, get_world_size
 from mmengine.optim import OptimWrapper
 from torch import Tensor
-from torch.func import functional_call
 
-from ..utils import mean_over_ranks
+#: An objective of the meta step: ``objective(theta, buffers)`` -> scalar,
+#: the loss at parameters ``theta`` run on the buffers ``buffers`` (both
+#: dicts of tensors keyed by name).
+Objective = Callable[[Dict[str, Tensor], Dict[str, Tensor]], Tensor]
+
+MOMENTUM_ADJOINTS = ('exact', 'reference')
+REPLAY_BN_MODES = ('none', 'reference')
+
+
+class MetaProblem(NamedTuple):
+    """What a meta step differentiates, built by the model that owns it."""
+    theta: Dict[str, Tensor]  #: theta_0 (only the values are read)
+    lrs: Sequence[float]  #: the lr of each entry of theta
+    weight_decays: Sequence[float]  #: the weight decay of each
+    buffers: Dict[str, Tensor]  #: the buffers the objectives run on
+    inner: Objective  #: the K first virtual steps' loss, differentiable
+    # in phi
+    outer: Objective  #: the last virtual step's loss and the outer loss
+    phi: Sequence[Tensor]  #: the meta parameters (leaves)
+
+
+class Hypergradient(NamedTuple):
+    """What :meth:`MetaStep.hypergradient` returns."""
+    grads: List[Tensor]  #: d outer / d phi, one per meta parameter
+    outer_loss: Tensor  #: the outer objective after the virtual steps
 
 
 class MetaStep:
     r"""Bi-level update of the meta-network phi of L-MCL (paper section 6).
 
-    On the batch of the normal step and after it, theta (members, branches,
-    embedding heads) takes ``virtual_steps`` virtual SGD steps on the
-    weighted contrastive loss (w differentiable in phi), then one on the
-    summed CE of all stages; the outer loss is that CE at the resulting
-    theta, and its gradient with respect to phi flows through the unrolled
-    steps (second order). The virtual SGD has its own momentum buffers,
-    empty at every meta step, no Nesterov, and per parameter the lr and
-    weight decay of the main optimizer's param group; it runs functionally
-    (``torch.func.functional_call``), so theta, the main optimizer and
-    every buffer (BN running statistics are restored) are left untouched.
+    theta takes ``virtual_steps`` (K) virtual SGD-momentum steps on the
+    inner objective (differentiable in phi), then one on the outer one; the
+    hypergradient is d outer(theta_{K+1}) / d phi through the K + 1 steps.
+    The virtual SGD has its own momentum buffers, empty at every meta step,
+    no Nesterov, and per parameter the lr and weight decay it is given.
 
-    Mixed precision: the meta step runs after the normal step's
-    ``optim_context``, outside autocast, so the hypergradient is computed in
-    fp32 and applied by the meta optimizer's own step, bypassing a loss
-    scaler (see :func:`step_unscaled`).
+    The steps run first-order, keeping only the detached theta_t; the
+    hypergradient then comes from a reverse replay, one second-order graph
+    at a time (reverse-mode through SGD with momentum mu): with
+    a_theta = d outer / d theta_{K+1} and a_d = 0, for t = K .. 0,
+    ``a_d = -lr a_theta + mu a_d``, (hv, g_phi) = a_d^T d g_t /
+    d (theta_t, phi), ``a_theta += wd a_d + hv``, hypergradient += g_phi.
+    So the extra memory is one step's graph whatever K, plus K + 1 flat
+    copies of theta. theta is handled as one flat vector (no Python loop
+    over parameters).
 
-    On W > 1 processes each virtual step uses the gradient of the global
-    batch: the ranks' inner gradients are averaged by a differentiable
-    all-reduce (its backward all-reduces the incoming gradients, so the
-    hypergradient of each rank's outer loss reaches every rank's inner
-    gradient), and the hypergradient is averaged over the ranks, so phi
-    takes the single-process step on every rank.
+    The step is pure: it knows no model, only the parameters, buffers and
+    objectives it is given. Each objective call runs on a copy of the
+    buffers, so BatchNorm statistics of the virtual steps never reach the
+    model.
+
+    Two switches reproduce the authors' ``MetaSGD.meta_backward``
+    (``losses/meta_optimizers.py`` of winycg/L-MCL); the defaults are exact:
+
+    - ``momentum_adjoint='reference'``: ``a_theta = (1 - lr wd) a_theta +
+      mu a_d' + hv`` with a_d' the previous a_d (the reference adds the
+      momentum adjoint where the exact one adds ``wd a_d``); its
+      hypergradient departs from finite differences.
+    - ``replay_bn='reference'``: the replay of step 0 runs on the given
+      buffers themselves, as the reference's replay keeps its state
+      (``rollback=True``): one extra BatchNorm running-statistics update
+      (and ``num_batches_tracked`` + 1) at theta_0 per meta step.
+
+    On W > 1 processes every gradient of the virtual steps, the outer
+    gradient and each replayed vector-Jacobian product are averaged over
+    the ranks: the objectives compute each rank's share (their collectives
+    carry the gradients of gathered rows back to their rank), so every rank
+    follows the global batch's trajectory and phi gets the single-process
+    hypergradient.
 
     Args:
         interval (int): Run every ``interval`` iterations, counted within
             the epoch as the reference does. Defaults to 50.
-        virtual_steps (int): Virtual steps on the contrastive loss.
+        virtual_steps (int): Virtual steps K on the inner objective.
             Defaults to 2.
-        momentum (float): Momentum of the virtual SGD. Defaults to 0.9.
+        momentum (float): Momentum mu of the virtual SGD. Defaults to 0.9.
+        momentum_adjoint (str): ``'exact'`` or ``'reference'``.
+            Defaults to ``'exact'``.
+        replay_bn (str): ``'none'`` (no buffer of the model changes) or
+            ``'reference'``. Defaults to ``'none'``.
     """
 
     def __init__(self,
                  interval: int = 50,
                  virtual_steps: int = 2,
-                 momentum: float = 0.9) -> None:
+                 momentum: float = 0.9,
+                 momentum_adjoint: str = 'exact',
+                 replay_bn: str = 'none') -> None:
         if interval < 1 or virtual_steps < 1:
             raise ValueError('`model.meta.interval` and `model.meta.'
                              'virtual_steps` must be >= 1, got '
                              f'{interval}, {virtual_steps}.')
+        if momentum_adjoint not in MOMENTUM_ADJOINTS:
+            raise ValueError('`model.meta.momentum_adjoint` must be one of '
+                             f'{MOMENTUM_ADJOINTS}, got {momentum_adjoint!r}.')
+        if replay_bn not in REPLAY_BN_MODES:
+            raise ValueError('`model.meta.replay_bn` must be one of '
+                             f'{REPLAY_BN_MODES}, got {replay_bn!r}.')
         self.interval = interval
         self.virtual_steps = virtual_steps
         self.momentum = momentum
+        self.momentum_adjoint = momentum_adjoint
+        self.replay_bn = replay_bn
 
-    def __call__(self,
-                 model: nn.Module,
-                 inputs: Tensor,
-                 labels: Tensor,
-                 cohort_wrapper: OptimWrapper,
-                 meta_wrapper: OptimWrapper,
-                 contrast_target: Optional[Tensor] = None
-                 ) -> Dict[str, Tensor]:
-        """Update phi by its hypergradient; return logged statistics.
-
-        ``contrast_target``: what the contrast loss takes, the labels
-        (default) or the bank rows of each sample.
-        """
-        phi = [p for p in model.meta_net.parameters() if p.requires_grad]
-        outer = self.unrolled_outer_loss(
-            model, inputs, labels, cohort_wrapper,
-            contrast_target=contrast_target)
-        hypergrads = torch.autograd.grad(outer, phi, allow_unused=True)
+    def __call__(self, problem: MetaProblem,
+                 meta_wrapper: OptimWrapper) -> Dict[str, Tensor]:
+        """Step phi by its hypergradient; return logged statistics."""
+        hyper = self.hypergradient(problem)
         meta_wrapper.optimizer.zero_grad()
-        world_size = get_world_size()
-        for p, g in zip(phi, hypergrads):
-            p.grad = torch.zeros_like(p) if g is None else g.detach()
-            if world_size > 1:
-                all_reduce(p.grad, op='mean')
-        norm = torch.stack([p.grad.norm() for p in phi]).norm()
+        for p, g in zip(problem.phi, hyper.grads):
+            p.grad = g
+        norm = torch.stack([g.norm() for g in hyper.grads]).norm()
         step_unscaled(meta_wrapper)
         meta_wrapper.optimizer.zero_grad()
         return {
-            'meta/lr': torch.tensor(cohort_wrapper.get_lr()['lr'][0]),
-            'meta/outer_ce': outer.detach(),
+            'meta/outer_ce': hyper.outer_loss,
             'meta/hypergrad_norm': norm,
         }
 
-    def unrolled_outer_loss(self,
-                            model: nn.Module,
-                            inputs: Tensor,
-                            labels: Tensor,
-                            cohort_wrapper: OptimWrapper,
-                            create_graph: bool = True,
-                            contrast_target: Optional[Tensor] = None
-                            ) -> Tensor:
-        """The outer CE after the virtual steps, differentiable in phi.
+    def hypergradient(self, problem: MetaProblem) -> Hypergradient:
+        """d outer(theta_{K+1}) / d phi; theta and the buffers stay
+        untouched (but for ``replay_bn='reference'``), each objective call
+        runs on a copy of the buffers."""
+        theta, lrs, weight_decays, buffers, inner, outer, phi = problem
+        flat_theta = FlatParams(theta, lrs, weight_decays)
+        lr, wd, mu = flat_theta.lr, flat_theta.weight_decay, self.momentum
+        objectives = [inner] * self.virtual_steps + [outer]
 
-        Pure: the model's parameters and buffers (banks too) are left
-        untouched.
-        """
-        if contrast_target is None:
-            contrast_target = labels
-        names, lrs, wds = self._virtual_sgd_params(model, cohort_wrapper)
-        params = dict(model.named_parameters())
-        theta = {n: params[n].detach().requires_grad_() for n in names}
-        momentum_buf: Dict[str, Tensor] = {}
-        for step in range(self.virtual_steps + 1):
-            if step < self.virtual_steps:
-                loss = self._contrast_objective(model, theta, inputs,
-                                                contrast_target)
-            else:
-                loss = self._ce_objective(model, theta, inputs, labels)
-            grads = torch.autograd.grad(
-                loss,
-                list(theta.values()),
-                create_graph=create_graph,
-                allow_unused=True)
-            if get_world_size() > 1:
-                grads = mean_over_ranks(grads)
-            updated = {}
-            for (n, p), g, lr, wd in zip(theta.items(), grads, lrs, wds):
-                d = wd * p if g is None else g + wd * p
-                if n in momentum_buf:
-                    d = self.momentum * momentum_buf[n] + d
-                momentum_buf[n] = d
-                updated[n] = p - lr * d
-            theta = updated
-        return self._ce_objective(model, theta, inputs, labels)
+        # Forward: first-order virtual steps, keeping every theta_t.
+        snapshots = []
+        current = flat_theta.values
+        buf = None
+        for objective in objectives:
+            snapshots.append(current)
+            grad = flat_theta.grad(objective, current, _copy(buffers))
+            direction = grad + wd * current
+            buf = direction if buf is None else mu * buf + direction
+            current = current - lr * buf
+        leaf = current.requires_grad_()
+        outer_loss = outer(flat_theta.unflatten(leaf), _copy(buffers))
+        adj_theta = _mean_over_ranks(torch.autograd.grad(outer_loss, leaf)[0])
 
-    @staticmethod
-    def _virtual_sgd_params(model: nn.Module, cohort_wrapper: OptimWrapper
-                            ) -> Tuple[List[str], List[float], List[float]]:
-        """Names of the theta parameters, with the current lr and weight
-        decay of their param group in the main optimizer."""
-        groups = cohort_wrapper.optimizer.param_groups
-        group_of = {id(p): g for g in groups for p in g['params']}
-        params = dict(model.named_parameters())
-        names: List[str] = [
-            n for n in model.theta_names()
-            if params[n].requires_grad and id(params[n]) in group_of
-        ]
-        lrs = [group_of[id(params[n])]['lr'] for n in names]
-        wds = [group_of[id(params[n])].get('weight_decay', 0.) for n in names]
-        return names, lrs, wds
+        # Reverse replay, one second-order graph at a time.
+        hypergrads = [torch.zeros_like(p) for p in phi]
+        adj_buf = torch.zeros_like(adj_theta)
+        for t in reversed(range(len(objectives))):
+            step_buffers = buffers if (
+                t == 0 and self.replay_bn == 'reference') else _copy(buffers)
+            leaf = snapshots[t].requires_grad_()
+            loss = objectives[t](flat_theta.unflatten(leaf), step_buffers)
+            grad = torch.autograd.grad(loss, leaf, create_graph=True)[0]
+            prev_adj_buf = adj_buf
+            adj_buf = -lr * adj_theta + mu * prev_adj_buf
+            wrt = ([leaf] if t > 0 else []) + (
+                list(phi) if t < self.virtual_steps else [])
+            vjps = torch.autograd.grad(
+                grad, wrt, grad_outputs=adj_buf, allow_unused=True)
+            vjps = [_mean_over_ranks(v) if v is not None else None
+                    for v in vjps]
+            if t > 0:
+                hvp = vjps[0]
+                if self.momentum_adjoint == 'exact':
+                    adj_theta = adj_theta + wd * adj_buf + hvp
+                else:
+                    adj_theta = ((1 - lr * wd) * adj_theta +
+                                 mu * prev_adj_buf + hvp)
+                vjps = vjps[1:]
+            for h, v in zip(hypergrads, vjps):
+                if v is not None:
+                    h.add_(v)
+        return Hypergradient(hypergrads, outer_loss.detach())
 
-    @staticmethod
-    def _forward(model: nn.Module, theta: Dict[str, Tensor],
-                 inputs: Tensor) -> dict:
-        """The cohort at parameters theta, in train mode, on copies of the
-        buffers: BN statistics of the virtual steps never reach the model
-        (nor the graph of an earlier step). The memory banks, which the
-        forward only reads, are not copied."""
-        buffers = {
-            n: b.clone()
-            for n, b in model.named_buffers()
-            if not n.startswith('contrast_loss.')
+
+class FlatParams:
+    """Parameters as one flat vector, with their per-entry lr and weight
+    decay, and views back to named tensors.
+
+    Args:
+        params (dict[str, Tensor]): Named tensors, all of one dtype.
+        lrs (Sequence[float]): One lr per entry.
+        weight_decays (Sequence[float]): One weight decay per entry.
+    """
+
+    def __init__(self, params: Dict[str, Tensor], lrs: Sequence[float],
+                 weight_decays: Sequence[float]) -> None:
+        if not len(params) == len(lrs) == len(weight_decays):
+            raise ValueError('One lr and one weight decay per parameter: '
+                             f'got {len(params)} parameters, {len(lrs)} lrs '
+                             f'and {len(weight_decays)} weight decays.')
+        self.names = list(params)
+        self.shapes = [p.shape for p in params.values()]
+        self.numels = [p.numel() for p in params.values()]
+        self.values = torch.cat(
+            [p.detach().reshape(-1) for p in params.values()])
+        sizes = torch.tensor(self.numels, device=self.values.device)
+        self.lr = self._per_entry(lrs, sizes)
+        self.weight_decay = self._per_entry(weight_decays, sizes)
+
+    def _per_entry(self, values: Sequence[float], sizes: Tensor) -> Tensor:
+        per_param = torch.tensor(
+            values, dtype=self.values.dtype, device=self.values.device)
+        return per_param.repeat_interleave(sizes)
+
+    def unflatten(self, flat: Tensor) -> Dict[str, Tensor]:
+        """Named views of ``flat`` (N, ), shaped as the parameters."""
+        return {
+            n: part.view(shape)
+            for n, part, shape in zip(self.names, flat.split(self.numels),
+                                      self.shapes)
         }
-        return functional_call(model, (theta, buffers), (inputs, ),
-                               dict(mode='tensor'))
 
-    @classmethod
-    def _contrast_objective(cls, model: nn.Module, theta: Dict[str, Tensor],
-                            inputs: Tensor, target: Tensor) -> Tensor:
-        """alpha VCL + gamma SoftVCL + beta ICL + lambda SoftICL, w(phi)."""
-        out = cls._forward(model, theta, inputs)
-        weights = model.meta_net(out['feats'])
-        terms = model.contrast_losses(out['embeddings'], target, weights)
-        return sum(terms.values())
+    def grad(self, objective: Objective, flat: Tensor,
+             buffers: Dict[str, Tensor]) -> Tensor:
+        """First-order gradient of ``objective`` at ``flat`` (N, ),
+        averaged over the ranks."""
+        leaf = flat.detach().requires_grad_()
+        loss = objective(self.unflatten(leaf), buffers)
+        return _mean_over_ranks(torch.autograd.grad(loss, leaf)[0])
 
-    @classmethod
-    def _ce_objective(cls, model: nn.Module, theta: Dict[str, Tensor],
-                      inputs: Tensor, labels: Tensor) -> Tensor:
-        """Summed CE of every stage of every member."""
-        out = cls._forward(model, theta, inputs)
-        return sum(model.classification_losses(out['logits'], labels).values())
+
+def sgd_hyperparams(params: Dict[str, Tensor], wrapper: OptimWrapper
+                    ) -> Tuple[List[float], List[float]]:
+    """The current lr and weight decay of each parameter's group in the
+    wrapper's optimizer.
+
+    Raises:
+        ValueError: A parameter that the optimizer does not hold.
+    """
+    group_of = {
+        id(p): group
+        for group in wrapper.optimizer.param_groups for p in group['params']
+    }
+    missing = [n for n, p in params.items() if id(p) not in group_of]
+    if missing:
+        raise ValueError('The meta step steps theta with the lr and weight '
+                         'decay of the main optimizer, which does not hold '
+                         f'{missing[:5]}: give every trainable parameter of '
+                         'the cohort to `optim_wrapper.cohort`.')
+    groups = [group_of[id(p)] for p in params.values()]
+    return ([g['lr'] for g in groups],
+            [g.get('weight_decay', 0.) for g in groups])
+
+
+def _copy(buffers: Dict[str, Tensor]) -> Dict[str, Tensor]:
+    return {n: b.clone() for n, b in buffers.items()}
+
+
+def _mean_over_ranks(tensor: Tensor) -> Tensor:
+    if get_world_size() > 1:
+        tensor = tensor.detach().clone()
+        all_reduce(tensor, op='mean')
+    return tensor.detach()
 
 
 def step_unscaled(wrapper: OptimWrapper) -> None:
@@ -195,4 +275,3 @@ def step_unscaled(wrapper: OptimWrapper) -> None:
     wrapper's gradient clipping, if configured, then the optimizer's step.
     """
     OptimWrapper.step(wrapper)
-

@@ -1,0 +1,123 @@
+"""How far the reference's meta step departs from the exact one.
+
+    python tools/analysis_tools/meta_step_switches.py [--config CONFIG]
+        [--batch 32] [--threads 1]
+        [--out results/benchmarks/meta_step_switches.json]
+
+Builds the config's cohort in float64, takes one normal ``train_step`` on a
+random batch of B/2 classes x 2, then computes on that batch the meta step's
+hypergradient with ``momentum_adjoint='exact'`` and ``'reference'`` (the
+authors' ``MetaSGD.meta_backward``), and a central finite difference of the
+outer loss along the exact hypergradient's direction, as the exact one
+predicts it. The soft terms are kept (the config as it trains), so the
+finite difference also measures what the stopped gradients of their
+targets leave out, for both. Writes the JSON with its provenance and a
+``table``.
+"""
+import argparse
+import os.path as osp
+import sys
+from typing import List, Optional
+
+import torch
+
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+from benchmark_loss import ROOT, build_model, make_batch  # noqa: E402
+
+from mmmcl.utils.provenance import write_result  # noqa: E402
+from mmmcl.utils.result_table import machine_note, markdown_table  # noqa
+
+CONFIG = 'configs/lmcl/lmcl_resnet32x2_1xb128-300e_cifar100.py'
+
+
+def flat(tensors) -> torch.Tensor:
+    return torch.cat([t.reshape(-1) for t in tensors])
+
+
+def measure(config: str, batch_size: int, eps: float) -> dict:
+    torch.manual_seed(0)
+    model, optim_wrapper = build_model(config, torch.device('cpu'))
+    batch = make_batch(batch_size, num_classes=model.num_classes)
+    model.train_iter = 1  # normal step only
+    model.train_step(batch, optim_wrapper)
+    model.double()
+    data = model.data_preprocessor(batch, True)
+    inputs = data['inputs'].double()
+    labels = torch.cat([s.gt_label for s in data['data_samples']])
+    problem = model.meta_problem(inputs, labels, labels,
+                                 optim_wrapper['cohort'])
+    step = model.meta_step
+    step.replay_bn = 'none'
+    hyper = {}
+    for adjoint in ('exact', 'reference'):
+        step.momentum_adjoint = adjoint
+        hyper[adjoint] = flat(step.hypergradient(problem).grads)
+    exact, reference = hyper['exact'], hyper['reference']
+    direction = exact / exact.norm()
+
+    def outer_at(scale: float) -> float:
+        with torch.no_grad():
+            for p, d in zip(problem.phi, direction.split(
+                    [p.numel() for p in problem.phi])):
+                p.add_(scale * d.view_as(p))
+        value = step.hypergradient(problem).outer_loss.item()
+        with torch.no_grad():
+            for p, d in zip(problem.phi, direction.split(
+                    [p.numel() for p in problem.phi])):
+                p.sub_(scale * d.view_as(p))
+        return value
+
+    numeric = (outer_at(eps) - outer_at(-eps)) / (2 * eps)
+    return dict(
+        lr=problem.lrs[0],
+        weight_decay=problem.weight_decays[0],
+        hypergrad_norm_exact=exact.norm().item(),
+        relative_difference=((reference - exact).norm() /
+                             exact.norm()).item(),
+        cosine=torch.nn.functional.cosine_similarity(
+            reference, exact, dim=0).item(),
+        directional_fd=numeric,
+        directional_exact=(exact @ direction).item(),
+        directional_reference=(reference @ direction).item())
+
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--config', default=CONFIG)
+    parser.add_argument('--batch', type=int, default=32)
+    parser.add_argument('--eps', type=float, default=1e-6)
+    parser.add_argument('--threads', type=int, default=1)
+    parser.add_argument(
+        '--out',
+        default=osp.join('results', 'benchmarks', 'meta_step_switches.json'))
+    return parser.parse_args(argv)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads)
+    row = measure(osp.join(ROOT, args.config), args.batch, args.eps)
+    table = markdown_table(
+        [f'meta-step hypergradient of {osp.basename(args.config)}, float64, '
+         f"B={args.batch}, lr {row['lr']:g}, wd {row['weight_decay']:g}, "
+         f'after one normal step; {machine_note("cpu")}', 'value'],
+        [['||h_reference - h_exact|| / ||h_exact||',
+          f"{row['relative_difference']:.2e}"],
+         ['cosine(h_reference, h_exact)', f"{row['cosine']:.6f}"],
+         ['directional derivative along h_exact: finite difference',
+          f"{row['directional_fd']:.6e}"],
+         ['  exact hypergradient', f"{row['directional_exact']:.6e}"],
+         ['  reference hypergradient',
+          f"{row['directional_reference']:.6e}"]])
+    path = write_result(
+        args.out,
+        dict(table=table, settings=dict(config=args.config,
+                                        batch=args.batch, eps=args.eps),
+             **row),
+        argv=[__file__] + list(sys.argv[1:] if argv is None else argv))
+    print(f'{table}\n-> {path}')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
