@@ -4,13 +4,16 @@ default_hooks = dict(
     timer=dict(type='IterTimerHook'),
     logger=dict(type='LoggerHook', interval=50),
     param_scheduler=dict(type='ParamSchedulerHook'),
-    # The best checkpoint is chosen on the *val* split's ensemble top-1;
-    # configs without a val split (CIFAR-100) keep only the latest.
+    # The best checkpoint is chosen on the *val* split by the first metric
+    # of CohortAccuracy: the classifier the method's paper reports (a zoo
+    # model's named `classifiers`, e.g. one/gated_ensemble), else the
+    # ensemble's top-1. Configs without a val split (CIFAR-100) keep only
+    # the latest.
     checkpoint=dict(
         type='CheckpointHook',
         interval=1,
         max_keep_ckpts=2,
-        save_best='ensemble/accuracy/top1',
+        save_best='auto',
         rule='greater'),
     sampler_seed=dict(type='DistSamplerSeedHook'),
     # mmmcl's own hooks are default hooks too, under names: mmengine's

@@ -7,12 +7,11 @@
 Builds the config's cohort in float64, takes one normal ``train_step`` on a
 random batch of B/2 classes x 2, then computes on that batch the meta step's
 hypergradient with ``momentum_adjoint='exact'`` and ``'reference'`` (the
-authors' ``MetaSGD.meta_backward``), and a central finite difference of the
-outer loss along the exact hypergradient's direction, as the exact one
-predicts it. The soft terms are kept (the config as it trains), so the
-finite difference also measures what the stopped gradients of their
-targets leave out, for both. Writes the JSON with its provenance and a
-``table``.
+authors' ``MetaSGD.meta_backward``). No finite difference: on a network of
+this size the unrolled outer loss jumps wherever a ReLU's input crosses zero
+in a virtual step's gradient (steps of 1e-2 within 1e-6 of phi), so the
+exact hypergradient is checked against finite differences on the tests'
+small cohorts instead. Writes the JSON with its provenance and a ``table``.
 """
 import argparse
 import os.path as osp
@@ -34,7 +33,7 @@ def flat(tensors) -> torch.Tensor:
     return torch.cat([t.reshape(-1) for t in tensors])
 
 
-def measure(config: str, batch_size: int, eps: float) -> dict:
+def measure(config: str, batch_size: int) -> dict:
     torch.manual_seed(0)
     model, optim_wrapper = build_model(config, torch.device('cpu'))
     batch = make_batch(batch_size, num_classes=model.num_classes)
@@ -53,21 +52,6 @@ def measure(config: str, batch_size: int, eps: float) -> dict:
         step.momentum_adjoint = adjoint
         hyper[adjoint] = flat(step.hypergradient(problem).grads)
     exact, reference = hyper['exact'], hyper['reference']
-    direction = exact / exact.norm()
-
-    def outer_at(scale: float) -> float:
-        with torch.no_grad():
-            for p, d in zip(problem.phi, direction.split(
-                    [p.numel() for p in problem.phi])):
-                p.add_(scale * d.view_as(p))
-        value = step.hypergradient(problem).outer_loss.item()
-        with torch.no_grad():
-            for p, d in zip(problem.phi, direction.split(
-                    [p.numel() for p in problem.phi])):
-                p.sub_(scale * d.view_as(p))
-        return value
-
-    numeric = (outer_at(eps) - outer_at(-eps)) / (2 * eps)
     return dict(
         lr=problem.lrs[0],
         weight_decay=problem.weight_decays[0],
@@ -75,17 +59,13 @@ def measure(config: str, batch_size: int, eps: float) -> dict:
         relative_difference=((reference - exact).norm() /
                              exact.norm()).item(),
         cosine=torch.nn.functional.cosine_similarity(
-            reference, exact, dim=0).item(),
-        directional_fd=numeric,
-        directional_exact=(exact @ direction).item(),
-        directional_reference=(reference @ direction).item())
+            reference, exact, dim=0).item())
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--config', default=CONFIG)
     parser.add_argument('--batch', type=int, default=32)
-    parser.add_argument('--eps', type=float, default=1e-6)
     parser.add_argument('--threads', type=int, default=1)
     parser.add_argument(
         '--out',
@@ -96,7 +76,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
-    row = measure(osp.join(ROOT, args.config), args.batch, args.eps)
+    row = measure(osp.join(ROOT, args.config), args.batch)
     table = markdown_table(
         [f'meta-step hypergradient of {osp.basename(args.config)}, float64, '
          f"B={args.batch}, lr {row['lr']:g}, wd {row['weight_decay']:g}, "
@@ -104,15 +84,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         [['||h_reference - h_exact|| / ||h_exact||',
           f"{row['relative_difference']:.2e}"],
          ['cosine(h_reference, h_exact)', f"{row['cosine']:.6f}"],
-         ['directional derivative along h_exact: finite difference',
-          f"{row['directional_fd']:.6e}"],
-         ['  exact hypergradient', f"{row['directional_exact']:.6e}"],
-         ['  reference hypergradient',
-          f"{row['directional_reference']:.6e}"]])
+         ['||h_exact||', f"{row['hypergrad_norm_exact']:.4g}"]])
     path = write_result(
         args.out,
         dict(table=table, settings=dict(config=args.config,
-                                        batch=args.batch, eps=args.eps),
+                                        batch=args.batch),
              **row),
         argv=[__file__] + list(sys.argv[1:] if argv is None else argv))
     print(f'{table}\n-> {path}')

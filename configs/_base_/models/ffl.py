@@ -17,4 +17,6 @@ model = dict(
         dict(teacher='mean', students='fusion'),
     ],
     kd_loss=dict(type='LogitKDLoss', temperature=3.0, target_eps=1e-7),
-    loss_ramp=dict(type='LossWeightRamp', shape='sigmoid', length=80))
+    loss_ramp=dict(type='LossWeightRamp', shape='sigmoid', length=80),
+    # FFL's number is the fused classifier's, FFL-S's a branch's (member0)
+    classifiers={'ffl/fused': dict(teacher='fusion')})

@@ -20,4 +20,6 @@ model = dict(
         dict(teacher='group', students=(3, ), detach=False)
     ],
     kd_loss=dict(type='LogitKDLoss', temperature=3.0, target_eps=1e-7),
-    loss_ramp=dict(type='LossWeightRamp', shape='sigmoid', length=80))
+    loss_ramp=dict(type='LossWeightRamp', shape='sigmoid', length=80),
+    # the group leader, peer 3 (train_GL.py keeps its best epoch, 330-333)
+    classifiers={'okddip/leader': dict(peer=3)})

@@ -13,4 +13,11 @@ model = dict(
             ce_weight=1.0)),
     distill=[dict(teacher='ensemble')],
     kd_loss=dict(type='LogitKDLoss', temperature=3.0, target_eps=1e-7),
-    loss_ramp=dict(type='LossWeightRamp', shape='sigmoid', length=80))
+    loss_ramp=dict(type='LossWeightRamp', shape='sigmoid', length=80),
+    # ONE's number is a single branch (the official code keeps the epoch of
+    # branch 1's best accuracy, cifar_one.py:250-251), ONE-E's the gated
+    # ensemble z_e; the first is the checkpoint's criterion (save_best='auto')
+    classifiers={
+        'one/branch0': dict(peer=0),
+        'one/gated_ensemble': dict(teacher='ensemble')
+    })

@@ -20,4 +20,7 @@ model = dict(
     temporal_mean=dict(
         type='MomentumAnnealingEMA', momentum=0.001, gamma=1, test=True),
     kd_loss=dict(type='LogitKDLoss', temperature=3.0),
-    loss_ramp=dict(type='LossWeightRamp', shape='sigmoid', length=80))
+    loss_ramp=dict(type='LossWeightRamp', shape='sigmoid', length=80),
+    # the paper deploys the temporal mean of the first peer (the
+    # re-implementation's README; it records the best of the three)
+    classifiers={'pcl/temporal_mean': dict(source='temporal_mean', peer=0)})

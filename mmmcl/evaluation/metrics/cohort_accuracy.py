@@ -13,7 +13,11 @@ class CohortAccuracy(BaseMetric):
     Reads ``member_scores`` (M, C) of each predicted sample (softmax scores
     of each member, as :class:`CohortDistiller` predicts) and reports
     ``member{m}/accuracy/top{k}`` and ``ensemble/accuracy/top{k}``, the
-    ensemble being the mean of the members' softmax scores. Values in %.
+    ensemble being the mean of the members' softmax scores; with
+    ``classifier_scores`` (name -> (C, ), the classifiers a paper reports,
+    see :class:`OnlineKDDistiller`), also ``{name}/accuracy/top{k}``.
+    Values in %, ordered: the named classifiers, the ensemble, the members
+    (a ``CheckpointHook(save_best='auto')`` picks the first).
 
     Args:
         topk (Sequence[int]): The k of top-k. Defaults to (1, 5).
@@ -37,9 +41,11 @@ class CohortAccuracy(BaseMetric):
                     'CohortAccuracy needs `member_scores` in the predicted '
                     'samples (a CohortDistiller model); for a single '
                     "classifier use dict(type='Accuracy').")
+            named = sample.get('classifier_scores', {})
             self.results.append(
                 dict(
                     scores=sample['member_scores'].cpu(),
+                    classifiers={n: s.cpu() for n, s in named.items()},
                     label=sample['gt_label'].cpu().view(-1)[0]))
 
     def compute_metrics(self, results: List[dict]) -> Dict[str, float]:
@@ -47,8 +53,11 @@ class CohortAccuracy(BaseMetric):
         labels = torch.stack([r['label'] for r in results])
         num_classes = scores.shape[-1]
         metrics = {}
-        named = [(f'member{m}', scores[:, m]) for m in range(scores.shape[1])]
+        # the reported classifiers first: `save_best='auto'` picks the first
+        named = [(name, torch.stack([r['classifiers'][name] for r in results]))
+                 for name in results[0]['classifiers']]
         named.append(('ensemble', scores.mean(1)))
+        named += [(f'member{m}', scores[:, m]) for m in range(scores.shape[1])]
         for name, score in named:
             for k in self.topk:
                 top = score.topk(min(k, num_classes), dim=1).indices

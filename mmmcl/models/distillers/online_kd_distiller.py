@@ -58,6 +58,15 @@ class OnlineKDDistiller(BaseModel):
             it, for prediction. Defaults to None.
         loss_ramp (dict | list[dict], optional): See
             :class:`LossWeightRamp`. Defaults to None.
+        classifiers (dict[str, dict], optional): Named classifiers measured
+            beside every peer and the mean-softmax ensemble, the ones a
+            paper reports: name -> ``dict(teacher=NAME)`` (a teacher's own
+            logits: ONE's gate, FFL's fusion), ``dict(peer=P)`` (one peer:
+            OKDDip's leader) or ``dict(source='temporal_mean', peer=None)``
+            (the temporal mean's peer P, or the mean softmax of all its
+            peers: PCL). Predicted samples carry their softmax scores in
+            ``classifier_scores``; :class:`CohortAccuracy` reports
+            ``{name}/accuracy/top{k}``. Defaults to None.
         num_classes (int, optional): Defaults to the data preprocessor's.
         data_preprocessor (dict, optional): Defaults to mmpretrain's
             ``ClsDataPreprocessor``; multi-view inputs need
@@ -73,6 +82,7 @@ class OnlineKDDistiller(BaseModel):
                  ce_weight: float = 1.,
                  temporal_mean: Optional[dict] = None,
                  loss_ramp: Optional[Union[dict, Sequence[dict]]] = None,
+                 classifiers: Optional[Dict[str, dict]] = None,
                  num_classes: Optional[int] = None,
                  data_preprocessor: Optional[dict] = None,
                  init_cfg: Optional[dict] = None) -> None:
@@ -116,6 +126,10 @@ class OnlineKDDistiller(BaseModel):
                  for s in self.teacher_specs.values()):
             raise ValueError("A teacher reads source='temporal_mean': set "
                              '`model.temporal_mean`.')
+        self.classifiers = {
+            name: self._check_classifier(name, spec)
+            for name, spec in (classifiers or {}).items()
+        }
 
     # ------------------------------------------------------- building
     def _with_classes(self, cfg: dict, target: bool = False) -> dict:
@@ -149,6 +163,28 @@ class OnlineKDDistiller(BaseModel):
         if spec['source'] not in SOURCES:
             raise ValueError(f'{field}.source` must be one of {SOURCES}, '
                              f'got {spec["source"]!r}.')
+        return spec
+
+    def _check_classifier(self, name: str, spec: dict) -> dict:
+        field = f'`model.classifiers[{name!r}]'
+        spec = {**dict(teacher=None, peer=None, source='online'), **spec}
+        if set(spec) != {'teacher', 'peer', 'source'}:
+            raise ValueError(f'{field}` must be dict(teacher=NAME), '
+                             "dict(peer=P) or dict(source='temporal_mean', "
+                             f'peer=None), got keys {sorted(spec)}.')
+        if spec['teacher'] is not None:
+            if spec['teacher'] not in self.teacher_specs:
+                raise ValueError(f"{field}.teacher` is {spec['teacher']!r}; "
+                                 f'teachers: {sorted(self.teacher_specs)}.')
+        elif spec['source'] not in SOURCES:
+            raise ValueError(f'{field}.source` must be one of {SOURCES}, '
+                             f"got {spec['source']!r}.")
+        elif spec['source'] == 'temporal_mean' and self.temporal_mean is None:
+            raise ValueError(f"{field}` reads source='temporal_mean': set "
+                             '`model.temporal_mean`.')
+        elif spec['source'] == 'online' and spec['peer'] is None:
+            raise ValueError(f'{field}` names no teacher and no peer; the '
+                             'online peers\' mean is `ensemble` already.')
         return spec
 
     def _check_distill(self, index: int, entry: dict) -> dict:
@@ -273,22 +309,54 @@ class OnlineKDDistiller(BaseModel):
         return logits
 
     def predict(self,
-                inputs: Tensor,
+                inputs: Union[Tensor, List[Tensor]],
                 data_samples: Optional[list] = None) -> list:
         """Every peer's softmax scores (``member_scores``, (N, C) a sample)
-        and their mean (``pred_score``); the temporal mean's peers with
-        ``temporal_mean.test``."""
-        peers = self.temporal_mean.module if self.test_with_temporal_mean \
-            else self.peers
-        logits = peers(inputs).logits
-        scores = torch.stack([F.softmax(z, dim=1) for z in logits], dim=1)
+        and their mean (``pred_score``), the temporal mean's peers with
+        ``temporal_mean.test``; the named classifiers' scores
+        (``classifier_scores``, name -> (C, ))."""
+        online = self.peers(inputs)
+        averaged = None
+        if self.temporal_mean is not None and (
+                self.test_with_temporal_mean or self.classifiers):
+            averaged = self.temporal_mean.module(inputs)
+        peers = averaged if self.test_with_temporal_mean else online
+        scores = torch.stack([F.softmax(z, dim=1) for z in peers.logits],
+                             dim=1)
+        named = self.classifier_scores(online, averaged)
         if data_samples is None:
             from mmpretrain.structures import DataSample
-            data_samples = [DataSample() for _ in range(inputs.shape[0])]
-        for sample, score in zip(data_samples, scores):
+            data_samples = [DataSample() for _ in range(scores.shape[0])]
+        for i, (sample, score) in enumerate(zip(data_samples, scores)):
             sample.set_pred_score(score.mean(0))
             sample.set_field(score, 'member_scores', field_type='data')
+            if named:
+                sample.set_field({n: s[i] for n, s in named.items()},
+                                 'classifier_scores', field_type='data')
         return data_samples
+
+    def classifier_scores(self, online: PeerOutputs,
+                          averaged: Optional[PeerOutputs]
+                          ) -> Dict[str, Tensor]:
+        """Softmax scores (B, C) of each named classifier."""
+        scores = {}
+        for name, spec in self.classifiers.items():
+            if spec['teacher'] is not None:
+                teacher = self.teacher_specs[spec['teacher']]
+                source = averaged if teacher['source'] == 'temporal_mean' \
+                    else online
+                logits = self._single(
+                    spec['teacher'], self.teachers[spec['teacher']](
+                        source.select(teacher['peers'])))
+                scores[name] = F.softmax(logits, dim=1)
+                continue
+            source = averaged if spec['source'] == 'temporal_mean' \
+                else online
+            peers = range(len(source)) if spec['peer'] is None \
+                else [spec['peer']]
+            scores[name] = torch.stack(
+                [F.softmax(source.logits[p], dim=1) for p in peers]).mean(0)
+        return scores
 
     # --------------------------------------------------------- train
     def optim_wrappers(
