@@ -1,4 +1,4 @@
-_base_ = ['../_base_/models/kdcl.py', '../_base_/cifar100_cohort.py']
+_base_ = ['../_base_/models/kdcl.py', '../_base_/cifar100_online_kd.py']
 model = dict(
     peers=dict(members=[{{_base_.resnet32}}, {{_base_.resnet32}}]),
     num_classes=100,

@@ -1,15 +1,10 @@
-_base_ = ['../_base_/models/one.py', '../_base_/cifar100_cohort.py']
+_base_ = ['../_base_/models/one.py', '../_base_/cifar100_online_kd_step.py']
 model = dict(
     peers=dict(classifier={{_base_.resnet32}}),
     teachers=dict(
         ensemble=dict(target=dict(in_channels=32))))
-# ONE's schedule (scripts/ONE_ResNet32.sh): SGD wd 1e-4, lr x0.1 at epochs
-# 151 and 225
+# ONE's schedule (scripts/ONE_ResNet32.sh): SGD without Nesterov, wd 1e-4,
+# lr x0.1 at epochs 151 and 225
 optim_wrapper = dict(
     cohort=dict(optimizer=dict(nesterov=False, weight_decay=1e-4)))
-param_scheduler = dict(
-    _delete_=True,
-    type='MultiStepLR',
-    by_epoch=True,
-    milestones=[151, 225],
-    gamma=0.1)
+param_scheduler = dict(milestones=[151, 225])

@@ -1,4 +1,4 @@
-_base_ = ['../_base_/models/pcl.py', '../_base_/cifar100_cohort.py']
+_base_ = ['../_base_/models/pcl.py', '../_base_/cifar100_online_kd_step.py']
 model = dict(
     peers=dict(classifier={{_base_.resnet32}}),
     num_classes=100,

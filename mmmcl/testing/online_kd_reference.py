@@ -16,8 +16,11 @@ detached), written from those repositories' code as of their last commits:
 - CL-ILR: github.com/winycg/MCL-OKD, ``main_cifar_cl_ilr.py``
   (``DistillKL``, the per-head targets and ``train``).
 
-KDCL (Guo et al., CVPR 2020) and PCL (Wu & Gong, AAAI 2021) publish no
-code: their losses are written from the papers' equations.
+KDCL (Guo et al., CVPR 2020) publishes no code: its loss is written from
+the paper's equations. PCL (Wu & Gong, AAAI 2021) publishes none either; its
+loss follows the re-implementation github.com/shaoeric/Peer-Collaborative-
+Learning-for-Online-Knowledge-Distillation, ``src/losses/kd_loss.py``
+(``KDLoss``, ``PMLoss``) and ``src/losses/loss_wrapper.py``.
 
 They take the parameters of mmmcl's modules as plain tensors, so a test can
 compare the two on the same weights. Training never uses them.
@@ -242,20 +245,21 @@ def pcl_loss(feats: List[Tensor], logits: List[Tensor],
              mean_logits: List[Tensor], labels: Tensor,
              consistency_weight: float, fc_weight: Tensor, fc_bias: Tensor,
              T: float = 3.) -> Tensor:
-    r"""PCL (Wu & Gong 2021; no official code), from the paper: CE of every
-    branch and of the peer ensemble teacher :math:`z_e = W [h_1; \dots;
-    h_N] + b`; ramped, each branch's :math:`T^2` KL to :math:`z_e`
-    (detached) and to the peer mean teacher, the mean over :math:`j \ne i`
-    of the temporal-mean branches' logits ``mean_logits`` (no gradient)."""
+    r"""PCL, as the re-implementation's ``LossWrapper`` (non-EMA branch):
+    CE of the peer ensemble teacher :math:`z_e = W [h_1; \dots; h_N] + b`
+    and of every branch; ramped, each branch's :math:`T^2` KL to
+    :math:`z_e` (detached by the caller there: ``en_label``) and
+    ``PMLoss``, the mean over :math:`j \ne i` of its KL to the
+    temporal-mean branch j's logits ``mean_logits`` (detached)."""
     ensemble = F.linear(torch.cat(feats, dim=1), fc_weight, fc_bias)
-    loss_ce = F.cross_entropy(ensemble, labels)
-    for z in logits:
-        loss_ce = loss_ce + F.cross_entropy(z, labels)
-    loss_pe = 0
-    loss_pm = 0
+    loss = F.cross_entropy(ensemble, labels)
     for i, z in enumerate(logits):
-        others = [mean_logits[j] for j in range(len(logits)) if j != i]
-        peer_mean = (sum(others) / len(others)).detach()
-        loss_pe = loss_pe + hinton_kd(z, ensemble.detach(), T)
-        loss_pm = loss_pm + hinton_kd(z, peer_mean, T)
-    return loss_ce + consistency_weight * (loss_pe + loss_pm)
+        loss_ce = F.cross_entropy(z, labels)
+        loss_pe = hinton_kd(z, ensemble.detach(), T) * consistency_weight
+        targets = [mean_logits[j] for j in range(len(logits)) if j != i]
+        pm = 0
+        for target in targets:
+            pm = pm + hinton_kd(z, target.detach(), T)
+        loss_pm = pm / len(targets) * consistency_weight
+        loss = loss + loss_ce + loss_pe + loss_pm
+    return loss

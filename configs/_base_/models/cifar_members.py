@@ -21,13 +21,26 @@ resnet32 = _member(dict(type='CifarResNet', depth=32, out_indices=(0, 1, 2)),
                    64)
 resnet56 = _member(dict(type='CifarResNet', depth=56, out_indices=(0, 1, 2)),
                    64)
-# The authors' ResNet-110 (their published numbers) uses bottleneck blocks.
+# The authors' ResNet-110 (their published numbers) uses bottleneck blocks:
+# 12 a stage (9n + 2), as MCL-OKD's re-implementations of the zoo.
 resnet110 = _member(
     dict(
         type='CifarResNet',
         depth=110,
         block='bottleneck',
         out_indices=(0, 1, 2)), 256)
+# What ONE's code builds for --depth 110: 18 bottleneck blocks a stage
+# (Lan1991Xu/ONE_NeurIPS2018, models/cifar/resnet.py), i.e. 164 layers.
+resnet110_one = _member(
+    dict(
+        type='CifarResNet',
+        depth=164,
+        block='bottleneck',
+        out_indices=(0, 1, 2)), 256)
+# What FFL's code builds for depth 110: 18 basic blocks a stage, widths 16,
+# 32, 64 (Jangho-Kim/FFL-pytorch, our_network.py).
+resnet110_basic = _member(
+    dict(type='CifarResNet', depth=110, out_indices=(0, 1, 2)), 64)
 wrn_16_2 = _member(
     dict(type='CifarWideResNet', depth=16, widen_factor=2,
          out_indices=(0, 1, 2)), 128)

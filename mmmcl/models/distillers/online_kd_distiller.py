@@ -46,7 +46,8 @@ class OnlineKDDistiller(BaseModel):
         distill (Sequence[dict]): ``dict(teacher=NAME, students='peers',
             weight=1., detach=True)``; ``students`` is ``'peers'`` (those
             the teacher reads), a list of peer indices or another teacher's
-            name. A teacher giving one target per peer pairs them up. The
+            name. A teacher giving one target per peer pairs them up (a list
+            of targets for a peer: the mean of their KD terms). The
             term is ``kd_<teacher>``, ramped by ``loss_ramp``.
         kd_loss (dict): Defaults to ``dict(type='LogitKDLoss',
             temperature=3.0)``.
@@ -55,7 +56,9 @@ class OnlineKDDistiller(BaseModel):
             (e.g. ``dict(type='ExponentialMovingAverage', momentum=0.001)``)
             of the peers, updated after every step, for teachers with
             ``source='temporal_mean'`` (PCL) and, with ``test=True`` in
-            it, for prediction. Defaults to None.
+            it, for prediction; ``own_buffers=True`` in it keeps the BN
+            statistics of its own forward instead of copying the peers'.
+            Defaults to None.
         loss_ramp (dict | list[dict], optional): See
             :class:`LossWeightRamp`. Defaults to None.
         classifiers (dict[str, dict], optional): Named classifiers measured
@@ -117,9 +120,12 @@ class OnlineKDDistiller(BaseModel):
             loss_ramp, [d['term'] for d in self.distill])
         self.temporal_mean = None
         self.test_with_temporal_mean = False
+        self.temporal_mean_own_buffers = False
         if temporal_mean is not None:
             temporal_mean = dict(temporal_mean)
             self.test_with_temporal_mean = temporal_mean.pop('test', False)
+            self.temporal_mean_own_buffers = temporal_mean.pop(
+                'own_buffers', False)
             self.temporal_mean = MODELS.build(
                 temporal_mean, default_args=dict(model=self.peers))
         elif any(s['source'] == 'temporal_mean'
@@ -296,10 +302,17 @@ class OnlineKDDistiller(BaseModel):
         factor = self.ramp_factor(entry['term']) * entry['weight']
         return {
             f'{name}.loss_{entry["term"]}':
-            factor * self.kd_loss(z,
-                                  t.detach() if entry['detach'] else t)
+            factor * self._mean_kd(z, t, entry['detach'])
             for (name, z), t in zip(named, target)
         }
+
+    def _mean_kd(self, student: Tensor, target: Union[Tensor, List[Tensor]],
+                 detach: bool) -> Tensor:
+        """KD to a target (B, C), or the mean KD to several."""
+        targets = [target] if isinstance(target, Tensor) else target
+        return sum(
+            self.kd_loss(student, t.detach() if detach else t)
+            for t in targets) / len(targets)
 
     @staticmethod
     def _single(name: str, logits: Union[Tensor, List[Tensor]]) -> Tensor:
@@ -392,5 +405,17 @@ class OnlineKDDistiller(BaseModel):
             log_vars[f'ramp/{term}'] = torch.tensor(self.ramp_factor(term))
         wrapper.update_params(parsed_losses)
         if self.temporal_mean is not None:
-            self.temporal_mean.update_parameters(self.peers)
+            self.update_temporal_mean()
         return log_vars
+
+    def update_temporal_mean(self) -> None:
+        """Average the peers' parameters into the temporal mean; its
+        buffers (BN statistics) are the peers' (MMEngine's default) or, with
+        ``own_buffers``, those its own train-mode forward in :meth:`loss`
+        keeps (PCL's re-implementation)."""
+        buffers = list(self.temporal_mean.module.buffers())
+        saved = [b.clone() for b in buffers] \
+            if self.temporal_mean_own_buffers else []
+        self.temporal_mean.update_parameters(self.peers)
+        for buffer, own in zip(buffers, saved):
+            buffer.copy_(own)

@@ -2,10 +2,12 @@ from .concat_feature_target import ConcatFeatureTarget
 from .fusion_target import FusionTarget
 from .gated_ensemble_target import GatedEnsembleTarget
 from .min_logit_target import MinLogitTarget
+from .other_peers_target import OtherPeersTarget
 from .peer_attention_target import PeerAttentionTarget
 from .peer_mean_target import PeerMeanTarget
 
 __all__ = [
     'ConcatFeatureTarget', 'FusionTarget', 'GatedEnsembleTarget',
-    'MinLogitTarget', 'PeerAttentionTarget', 'PeerMeanTarget'
+    'MinLogitTarget', 'OtherPeersTarget', 'PeerAttentionTarget',
+    'PeerMeanTarget'
 ]
