@@ -5,7 +5,6 @@ import pytest
 import torch
 import torch.nn.functional as F
 from mmengine.config import Config
-from mmpretrain.structures import DataSample
 
 from mmmcl.evaluation.metrics import CohortAccuracy
 from mmmcl.registry import MODELS

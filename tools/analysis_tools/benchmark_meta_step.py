@@ -18,7 +18,6 @@ a ``table``.
 """
 import argparse
 import json
-import os
 import os.path as osp
 import subprocess
 import sys

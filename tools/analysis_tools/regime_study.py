@@ -34,7 +34,7 @@ import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, ROOT)
@@ -195,6 +195,43 @@ def val_curve(run_dir: str) -> List[dict]:
     return curve
 
 
+def train_then_test(run_dir: str, cfg, threads: int, tag: str,
+                    need_best: bool) -> dict:
+    """``tools/train.py`` then ``tools/test.py`` of ``cfg`` in a fresh
+    ``run_dir``, on the checkpoint the val split chose, or (``need_best``
+    False) the last one where the config has no val split.
+
+    Returns:
+        dict: ``config`` (its path), ``commands``, ``checkpoint`` and the
+        test ``metrics`` in the evaluator's order.
+    """
+    # a run cut short (or redone) leaves checkpoints and logs that the
+    # glob for best_*.pth would take for this run's
+    shutil.rmtree(run_dir, ignore_errors=True)
+    os.makedirs(run_dir)
+    config = osp.join(run_dir, 'config.py')
+    cfg.dump(config)
+    log = osp.join(run_dir, 'log.txt')
+    train = [sys.executable, 'tools/train.py', config, '--work-dir', run_dir]
+    _call(train, log, threads)
+    best = sorted(glob.glob(osp.join(run_dir, 'best_*.pth')))
+    if best:
+        checkpoint = best[-1]
+    elif need_best:
+        raise RuntimeError(f'{tag}: {run_dir} has no best_*.pth.')
+    else:
+        with open(osp.join(run_dir, 'last_checkpoint')) as f:
+            checkpoint = f.read().strip()
+    test_dir = osp.join(run_dir, 'test')
+    test = [sys.executable, 'tools/test.py', config, checkpoint,
+            '--work-dir', test_dir]
+    _call(test, log, threads)
+    with open(sorted(glob.glob(osp.join(test_dir, '*', '*.json')))[-1]) as f:
+        metrics = json.load(f)
+    return dict(config=config, checkpoint=checkpoint, metrics=metrics,
+                commands=[' '.join(train[1:]), ' '.join(test[1:])])
+
+
 def run_device() -> str:
     """What ``tools/train.py`` trains on here: the GPU's name or cpu."""
     import torch
@@ -212,32 +249,20 @@ def train_and_test(args: argparse.Namespace, method: str, labels: int,
         with open(record_file) as f:
             return json.load(f)
     start = time.time()
-    # a run cut short (or redone) leaves checkpoints and logs that the
-    # glob for best_*.pth would take for this run's
-    shutil.rmtree(run_dir, ignore_errors=True)
-    os.makedirs(run_dir)
-    config = osp.join(run_dir, 'config.py')
-    regime_config(method, labels, ramp, args.epochs, args.iters_per_epoch,
-                  args.lr, seed).dump(config)
-    log = osp.join(run_dir, 'log.txt')
-    train = [sys.executable, 'tools/train.py', config, '--work-dir', run_dir]
-    _call(train, log, threads)
-    best = sorted(glob.glob(osp.join(run_dir, 'best_*.pth')))
-    if not best:
-        raise RuntimeError(f'regime_study: {run_dir} has no best_*.pth.')
-    test_dir = osp.join(run_dir, 'test')
-    test = [sys.executable, 'tools/test.py', config, best[-1], '--work-dir',
-            test_dir]
-    _call(test, log, threads)
-    with open(sorted(glob.glob(osp.join(test_dir, '*', '*.json')))[-1]) as f:
-        metrics = json.load(f)
+    cfg = regime_config(method, labels, ramp, args.epochs,
+                        args.iters_per_epoch, args.lr, seed)
+    trained = train_then_test(run_dir, cfg, threads, 'regime_study',
+                              need_best=True)
+    config, metrics = trained['config'], trained['metrics']
+    best = [trained['checkpoint']]
+    train, test = trained['commands']
     curve = val_curve(run_dir)
     record = dict(
         method=method, labels_per_digit=labels, ramp=ramp, seed=seed,
         epochs=args.epochs, iters_per_epoch=args.iters_per_epoch,
         lr=args.lr, config=osp.relpath(config, ROOT),
         base_config=METHODS[method],
-        commands=[' '.join(train[1:]), ' '.join(test[1:])],
+        commands=[train, test],
         best_checkpoint=osp.basename(best[-1]),
         test={k: metrics[k] for k in member_keys(metrics) + [ENSEMBLE]},
         val_curve=curve,
@@ -251,6 +276,23 @@ def train_and_test(args: argparse.Namespace, method: str, labels: int,
     with open(record_file, 'w') as f:
         json.dump(record, f, indent=1)
     return record
+
+
+def run_grid(runs: list, jobs: int, train: Callable[[tuple], dict],
+             describe: Callable[[tuple, dict], str], tag: str) -> List[dict]:
+    """``train(run)`` of every run, ``jobs`` at a time, printing
+    ``describe(run, record)`` as each finishes; the records in run order."""
+    done = []
+
+    def one(run):
+        record = train(run)
+        done.append(record)
+        print(f'[{tag}] {len(done)}/{len(runs)} {describe(run, record)} '
+              f'({record["wall_s"]:.0f} s)', flush=True)
+        return record
+
+    with ThreadPoolExecutor(jobs) as pool:
+        return list(pool.map(one, runs))
 
 
 def grid(args: argparse.Namespace) -> List[Tuple[str, int, str, int]]:
@@ -424,20 +466,16 @@ def main(argv: Optional[List[str]] = None) -> int:
     threads = args.threads
     print(f'[regime_study] {len(runs)} runs, {args.jobs} at a time, '
           f'{threads} thread(s) each', flush=True)
-    done = []
 
-    def one(run):
-        record = train_and_test(args, *run, threads)
-        done.append(record)
+    def describe(run, record):
         test = record['test']
-        print(f'[regime_study] {len(done)}/{len(runs)} '
-              f'{run_key(args, *run)}: test member0 {test[MEMBERS[0]]:.2f} '
-              f'member1 {test[MEMBERS[1]]:.2f} ensemble '
-              f'{test[ENSEMBLE]:.2f} ({record["wall_s"]:.0f} s)', flush=True)
-        return record
+        return (f'{run_key(args, *run)}: test member0 {test[MEMBERS[0]]:.2f} '
+                f'member1 {test[MEMBERS[1]]:.2f} ensemble '
+                f'{test[ENSEMBLE]:.2f}')
 
-    with ThreadPoolExecutor(args.jobs) as pool:
-        records = list(pool.map(one, runs))
+    records = run_grid(runs, args.jobs,
+                       lambda run: train_and_test(args, *run, threads),
+                       describe, 'regime_study')
     rows = summarise(records)
     checks = goal_check(rows)
     text = table(rows, checks, records, args)
