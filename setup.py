@@ -6,7 +6,9 @@ from setuptools import find_packages, setup
 from setuptools.command.build_py import build_py
 
 ROOT = osp.dirname(osp.abspath(__file__))
-MIM_FILES = ('configs', 'tools')
+# What OpenMIM (`mim search mmmcl`, `mim train mmmcl CONFIG`) reads from
+# mmmcl/.mim, as in mmpretrain.
+MIM_FILES = ('configs', 'tools', 'model-index.yml')
 
 
 def get_version() -> str:
@@ -32,18 +34,48 @@ def parse_requirements(fname: str) -> list:
     return reqs
 
 
+def install_mim_files(target: str, symlink: bool) -> None:
+    """Put ``MIM_FILES`` into ``target`` (the package's ``.mim``).
+
+    ``symlink``: relative links to the source tree (an editable install, so
+    that edits show); else copies (a wheel). A link that cannot be made
+    (e.g. Windows without the privilege) is a copy.
+    """
+    os.makedirs(target, exist_ok=True)
+    for name in MIM_FILES:
+        src = osp.join(ROOT, name)
+        dst = osp.join(target, name)
+        if osp.islink(dst) or osp.isfile(dst):
+            os.remove(dst)
+        elif osp.isdir(dst):
+            shutil.rmtree(dst)
+        if symlink:
+            try:
+                os.symlink(osp.relpath(src, target), dst)
+                continue
+            except OSError:
+                pass
+        if osp.isdir(src):
+            shutil.copytree(
+                src, dst,
+                ignore=shutil.ignore_patterns('__pycache__', '*.pyc'))
+        else:
+            shutil.copyfile(src, dst)
+
+
 class BuildPyWithMim(build_py):
-    """Copy ``configs`` and ``tools`` into ``mmmcl/.mim`` like mmpretrain."""
+    """``configs``, ``tools`` and ``model-index.yml`` in ``mmmcl/.mim`` for
+    OpenMIM, like mmpretrain: copies in a wheel; in an editable install
+    (``pip install -e .``) symlinks in the source tree's ``mmmcl/.mim``
+    (git-ignored), where the editable ``mmmcl`` lives."""
 
     def run(self):
         super().run()
         if self.editable_mode:
-            return
-        for name in MIM_FILES:
-            dst = osp.join(self.build_lib, 'mmmcl', '.mim', name)
-            if osp.exists(dst):
-                shutil.rmtree(dst)
-            shutil.copytree(osp.join(ROOT, name), dst)
+            install_mim_files(osp.join(ROOT, 'mmmcl', '.mim'), symlink=True)
+        else:
+            install_mim_files(
+                osp.join(self.build_lib, 'mmmcl', '.mim'), symlink=False)
 
 
 setup(

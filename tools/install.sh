@@ -51,6 +51,7 @@ PIP=("$PY" -m pip --disable-pip-version-check)
 STAMP_FILE="$("$PY" -c 'import sys; print(sys.prefix)')/.mmmcl-install-stamp"
 STAMP="$(cat requirements/*.txt requirements.txt setup.py tools/install.sh "$PY" 2>/dev/null | sha256sum | cut -d' ' -f1)"
 if [ -f "$STAMP_FILE" ] && [ "$(cat "$STAMP_FILE")" = "$STAMP" ] \
+        && [ -e "$ROOT/mmmcl/.mim/model-index.yml" ] \
         && "$PY" -c 'import mmcv.ops, mmdet, mmseg, mmpretrain, mmmcl' 2>/dev/null; then
     say "up to date ($PY)"
     exit 0

@@ -22,6 +22,7 @@ TESTED_STACK = OrderedDict([
     ('MMPreTrain', ('mmpretrain', 'mmpretrain', '1.2.0')),
     ('MMDetection', ('mmdet', 'mmdet', '3.3.0')),
     ('MMSegmentation', ('mmsegmentation', 'mmseg', '1.2.2')),
+    ('OpenMIM', ('openmim', 'mim', '0.3.8')),
 ])
 
 FIX = ('run `make install` in the mmmcl clone (`make install VENV=` for '

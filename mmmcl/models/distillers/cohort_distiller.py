@@ -476,11 +476,15 @@ class CohortDistiller(BaseModel):
             log_vars.update(stats)
         return log_vars
 
+    @torch.compiler.disable
     def meta_update(self, inputs: Tensor, labels: Tensor, target: Tensor,
                     cohort_wrapper: OptimWrapper,
                     meta_wrapper: OptimWrapper) -> Dict[str, Tensor]:
         """One meta step (:class:`MetaStep`) on this batch, after the
-        normal update; see :meth:`meta_problem` for the arguments.
+        normal update; see :meth:`meta_problem` for the arguments. It runs
+        eagerly under ``torch.compile`` (MMEngine's ``compile=True``
+        compiles ``train_step``): its second-order replay is outside what
+        compiled autograd supports, and it runs every ``interval`` steps.
 
         Returns:
             dict[str, Tensor]: ``meta/lr``, ``meta/outer_ce``,
