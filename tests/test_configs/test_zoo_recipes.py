@@ -12,6 +12,7 @@ blocks a stage for depth 110, a 64-channel fusion module).
 from pathlib import Path
 
 import pytest
+import torch.nn as nn
 from mmengine.config import Config
 from mmengine.registry import DefaultScope
 
@@ -96,3 +97,31 @@ def test_ffl_pads_by_reflection():
     crop = cfg.train_dataloader.dataset.pipeline[0]
     assert crop.type == 'mmpretrain.RandomCrop'
     assert crop.padding_mode == 'reflect'
+
+
+@pytest.mark.parametrize('config', [
+    'one/one_resnet32_1xb128-300e_cifar100.py',
+    'cl_ilr/cl-ilr_resnet110_1xb128-300e_cifar100.py',
+    'okddip/okddip_resnet32_1xb128-300e_cifar100.py',
+    'pcl/pcl_resnet32_1xb128-300e_cifar100.py',
+    'ffl/ffl_resnet110_1xb128-300e_cifar100.py',
+])
+def test_classifiers_start_as_the_reference(config):
+    """PyTorch's default Linear init, U(-1/sqrt(fan_in), 1/sqrt(fan_in))
+    (std 1/sqrt(3 fan_in)), for weight and bias, instead of mmpretrain's
+    Normal(0, 0.01) and zero bias."""
+    cfg = Config.fromfile(CONFIGS / config)
+    cfg.model.setdefault('data_preprocessor', cfg.data_preprocessor)
+    with DefaultScope.overwrite_default_scope('mmmcl'):
+        model = MODELS.build(cfg.model)
+    model.init_weights()
+    heads = [m for m in model.peers.modules() if isinstance(m, nn.Linear)]
+    assert heads
+    for fc in heads:
+        bound = fc.in_features**-0.5
+        assert fc.weight.abs().max() <= bound
+        assert fc.weight.std() > 0.8 * bound / 3**0.5
+        assert 0 < fc.bias.abs().max() <= bound
+    cfg.model.head_init = 'kaiming'
+    with pytest.raises(ValueError, match='head_init'):
+        MODELS.build(cfg.model)

@@ -13,7 +13,7 @@ from torch.func import functional_call
 from mmmcl.registry import MODELS
 from ..heads import EmbeddingHead, LayerMatchingWeights, StageAggregator
 from ..losses import build_ramps
-from ..utils import gather_rows
+from ..utils import check_head_init, gather_rows, pytorch_default_linear
 from .cohort_members import (build_branches, check_members, stage_positions,
                              with_num_classes)
 from .meta_step import MetaProblem, MetaStep, sgd_hyperparams
@@ -21,7 +21,6 @@ from .meta_step import MetaProblem, MetaStep, sgd_hyperparams
 LOGIT_KD_MODES = (None, 'aggregator', 'mean', 'mutual')
 CONTRAST_TERMS = ('vcl', 'soft_vcl', 'icl', 'soft_icl')
 LOGIT_KD_TERM = 'kd'
-HEAD_INITS = ('mmpretrain', 'reference')
 
 
 @MODELS.register_module()
@@ -118,10 +117,7 @@ class CohortDistiller(BaseModel):
                              'of the contrastive terms across stages: it '
                              'needs `model.aux_depth` and '
                              '`model.contrast_loss`.')
-        if head_init not in HEAD_INITS:
-            raise ValueError(f'`model.head_init` must be one of {HEAD_INITS}'
-                             f', got {head_init!r}.')
-        self.head_init = head_init
+        self.head_init = check_head_init(head_init)
         if num_classes is None and isinstance(data_preprocessor, dict):
             num_classes = data_preprocessor.get('num_classes')
         # mmengine's ModuleList: init_weights reaches each member's init_cfg
@@ -179,16 +175,11 @@ class CohortDistiller(BaseModel):
     def init_weights(self) -> None:
         """Each part's ``init_cfg``, then ``head_init='reference'``."""
         super().init_weights()
-        if self.head_init == 'mmpretrain':
-            return
-        for member in self.members:
-            for layer in member.head.modules():
-                if isinstance(layer, nn.Linear):
-                    layer.reset_parameters()
-        for branches in self.branches:
-            for layer in branches.modules():
-                if isinstance(layer, nn.Linear) and layer.bias is not None:
-                    nn.init.zeros_(layer.bias)
+        if self.head_init == 'reference':
+            for member in self.members:
+                pytorch_default_linear(member.head)
+            pytorch_default_linear(self.branches, weights=False,
+                                   zero_bias=True)
 
     @property
     def distill_terms(self) -> Tuple[str, ...]:

@@ -10,7 +10,7 @@ from torch import Tensor
 
 from mmmcl.registry import MODELS
 from ..losses import build_ramps
-from ..utils import PeerOutputs
+from ..utils import PeerOutputs, check_head_init, pytorch_default_linear
 from .cohort_members import with_num_classes
 
 PEERS = 'peers'
@@ -71,6 +71,11 @@ class OnlineKDDistiller(BaseModel):
             ``classifier_scores``; :class:`CohortAccuracy` reports
             ``{name}/accuracy/top{k}``. Defaults to None.
         num_classes (int, optional): Defaults to the data preprocessor's.
+        head_init (str): ``'mmpretrain'`` keeps each part's own
+            initialisation (a ``LinearClsHead``: Normal(0, 0.01));
+            ``'reference'`` gives every Linear layer of the peers PyTorch's
+            default init, as the zoo's reference codes leave them. Defaults
+            to ``'mmpretrain'``.
         data_preprocessor (dict, optional): Defaults to mmpretrain's
             ``ClsDataPreprocessor``; multi-view inputs need
             ``SelfSupDataPreprocessor``.
@@ -87,6 +92,7 @@ class OnlineKDDistiller(BaseModel):
                  loss_ramp: Optional[Union[dict, Sequence[dict]]] = None,
                  classifiers: Optional[Dict[str, dict]] = None,
                  num_classes: Optional[int] = None,
+                 head_init: str = 'mmpretrain',
                  data_preprocessor: Optional[dict] = None,
                  init_cfg: Optional[dict] = None) -> None:
         if data_preprocessor is None:
@@ -99,6 +105,7 @@ class OnlineKDDistiller(BaseModel):
             raise ValueError('`model.num_classes` is needed (or '
                              '`data_preprocessor.num_classes`).')
         self.num_classes = num_classes
+        self.head_init = check_head_init(head_init)
         self.peers = MODELS.build(self._with_classes(peers))
         self.ce_weight = ce_weight
         self.kd_loss = MODELS.build(
@@ -209,9 +216,11 @@ class OnlineKDDistiller(BaseModel):
         return entry
 
     def init_weights(self) -> None:
-        """Initialise, then start the temporal mean at the initialised
-        peers (it copied them before, at construction)."""
+        """Initialise (``head_init``), then start the temporal mean at
+        the initialised peers (it copied them before, at construction)."""
         super().init_weights()
+        if self.head_init == 'reference':
+            pytorch_default_linear(self.peers)
         if self.temporal_mean is not None:
             self.temporal_mean.module.load_state_dict(self.peers.state_dict())
 

@@ -1,0 +1,196 @@
+"""A literal transcription of the authors' L-MCL ImageNet step (memory banks).
+
+Written from winycg/L-MCL (commit 2c0901e): ``main_layer_mcl_imagenet_meta.py``
+(``train``, the normal update of one batch) and
+``losses/imagenet_sup_layer_mcl_meta_loss.py`` (``ContrastMemory.forward``,
+``ContrastMemory.update_memory``, ``Sup_MCL_Loss_Meta.forward``), in one
+process (``concat_all_gather`` is the identity) and device-agnostic. The
+networks, embedding heads, aggregators and meta-network are a built
+:class:`CohortDistiller`'s modules; the banks are its
+``MemoryBankContrastLoss`` buffers, updated in place. The meta step is not
+transcribed here: the reference's writes the banks in every virtual step
+and in its replay (``configs/lmcl/README.md``). Training never uses this
+module.
+"""
+from typing import List, Sequence
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+import torch.optim as optim
+from torch import Tensor
+
+from .lmcl_reference import KLDiv, ReferenceNet, distill_kl
+
+
+def contrast_memory(memory: Sequence[Tensor], embeddings_a: Tensor,
+                    embeddings_b: Tensor, a: int, b: int, pos_idx: Tensor,
+                    neg_idx: Tensor, weight: Tensor, pos_k: int, neg_k: int,
+                    tau: float, kl: KLDiv):
+    """``ContrastMemory.forward``: the four terms of block (a, b)."""
+    batch_size, feat_dim = embeddings_a.shape
+    idx = torch.cat([pos_idx, neg_idx], dim=1)
+    K = pos_k + neg_k + 1
+
+    inter_logits = []
+    soft_icl_loss = 0.
+    neg_rep = torch.index_select(memory[a], 0, idx.view(-1)).detach()
+    neg_rep = neg_rep.view(batch_size, K, feat_dim)
+    cos_simi_ij = torch.div(
+        torch.bmm(neg_rep, embeddings_b.view(batch_size, feat_dim,
+                                             1)).squeeze(-1), tau)
+    inter_logits.append(cos_simi_ij)
+    neg_rep = torch.index_select(memory[b], 0, idx.view(-1)).detach()
+    neg_rep = neg_rep.view(batch_size, K, feat_dim)
+    cos_simi_ji = torch.div(
+        torch.bmm(neg_rep, embeddings_a.view(batch_size, feat_dim,
+                                             1)).squeeze(-1), tau)
+    inter_logits.append(cos_simi_ji)
+    soft_icl_loss += kl(cos_simi_ij, cos_simi_ji.detach(), weight)
+    soft_icl_loss += kl(cos_simi_ji, cos_simi_ij.detach(), weight)
+
+    def supcon(logits: List[Tensor], num_pos: int):
+        # the loops over `inter_logits` (ICL) and `intra_logits` (VCL)
+        mask = torch.zeros_like(logits[0])
+        mask[:, :num_pos] = 1.
+        loss = 0.
+        for logit in logits:
+            log_prob = logit - torch.log(
+                torch.exp(logit).sum(1, keepdim=True))
+            mean_log_prob_pos = (mask * log_prob * weight).sum(1) / mask.sum(1)
+            loss += -mean_log_prob_pos.mean()
+        return loss
+
+    icl_loss = supcon(inter_logits, pos_k + 1)
+
+    intra_logits = []
+    idx = idx[:, 1:].contiguous()
+    K = pos_k + neg_k
+    neg_rep_a = torch.index_select(memory[a], 0, idx.view(-1)).detach()
+    neg_rep_a = neg_rep_a.view(batch_size, K, feat_dim)
+    intra_logits.append(
+        torch.div(
+            torch.bmm(neg_rep_a, embeddings_a.view(batch_size, feat_dim,
+                                                   1)).squeeze(-1), tau))
+    # the reference reads net a's bank here too (`'memory_' + str(a)`)
+    neg_rep_b = torch.index_select(memory[a], 0, idx.view(-1)).detach()
+    neg_rep_b = neg_rep_b.view(batch_size, K, feat_dim)
+    intra_logits.append(
+        torch.div(
+            torch.bmm(neg_rep_b, embeddings_b.view(batch_size, feat_dim,
+                                                   1)).squeeze(-1), tau))
+    soft_vcl_loss = 0.
+    soft_vcl_loss += kl(intra_logits[0], intra_logits[1].detach(), weight)
+    soft_vcl_loss += kl(intra_logits[1], intra_logits[0].detach(), weight)
+    vcl_loss = supcon(intra_logits, pos_k)
+    return vcl_loss, soft_vcl_loss, icl_loss, soft_icl_loss
+
+
+@torch.no_grad()
+def update_memory(memory: Sequence[Tensor], embeddings: Sequence[Tensor],
+                  pos_idx: Tensor, momentum: float) -> None:
+    """``ContrastMemory.update_memory`` (one process)."""
+    pos_idx = pos_idx[:, 0].contiguous()
+    for i in range(len(embeddings)):
+        pos = torch.index_select(memory[i], 0, pos_idx.view(-1))
+        pos.mul_(momentum)
+        pos.add_(torch.mul(embeddings[i], 1 - momentum))
+        l_norm = pos.pow(2).sum(1, keepdim=True).pow(0.5)
+        updated_v = pos.div(l_norm)
+        memory[i].index_copy_(0, pos_idx, updated_v)
+
+
+class ReferenceLMCLBank:
+    """The objects of ``main_layer_mcl_imagenet_meta.py`` around a cohort
+    with ``MemoryBankContrastLoss``.
+
+    Args:
+        cohort (CohortDistiller): Its modules and banks are used and
+            updated in place.
+        lr (float): The current lr. weight_decay (float): 1e-4 there.
+        alpha, gamma, beta, lam (float): The loss weights (0.01, 1, 0.01,
+            1). tau (float): 0.07. kd_T (float): 3. nce_m (float): 0.5.
+        pos_k (int): 1. neg_k (int): 8192 there.
+    """
+
+    def __init__(self, cohort: nn.Module, lr: float, weight_decay: float,
+                 neg_k: int, alpha: float = 0.01, gamma: float = 1.,
+                 beta: float = 0.01, lam: float = 1., tau: float = 0.07,
+                 kd_T: float = 3., nce_m: float = 0.5,
+                 pos_k: int = 1) -> None:
+        self.net = ReferenceNet(cohort)
+        self.embed_list = cohort.embed_heads
+        self.aggregator = cohort.aggregators
+        self.loss_weight_network = cohort.meta_net
+        self.memory = cohort.contrast_loss.banks
+        self.weights = (alpha, gamma, beta, lam)
+        self.tau, self.kd_T, self.nce_m = tau, kd_T, nce_m
+        self.pos_k, self.neg_k = pos_k, neg_k
+        self.kl = KLDiv(kd_T)
+        trainable_list = nn.ModuleList(
+            [self.net, self.embed_list, self.aggregator])
+        self.optimizer = optim.SGD(
+            trainable_list.parameters(), lr=lr, momentum=0.9,
+            weight_decay=weight_decay, nesterov=True)
+
+    def criterion_mcl(self, embeddings, pos_idx: Tensor, neg_idx: Tensor,
+                      weights: Sequence[Tensor]):
+        """``Sup_MCL_Loss_Meta.forward``, with the bank update in it."""
+        for i in range(len(embeddings)):
+            for j in range(len(embeddings[i])):
+                embeddings[i][j] = self.embed_list[i][j](embeddings[i][j])
+        last_embeddings = [embeddings[i][-1] for i in range(len(embeddings))]
+        vcl_all = soft_vcl_all = icl_all = soft_icl_all = 0.
+        count = 0
+        for i in range(len(embeddings)):
+            for j in range(len(embeddings)):
+                if i == j:
+                    continue
+                for k in range(len(embeddings[i])):
+                    for z in range(len(embeddings[j])):
+                        weight = weights[count].unsqueeze(-1)
+                        vcl, soft_vcl, icl, soft_icl = contrast_memory(
+                            self.memory, embeddings[i][k], embeddings[j][z],
+                            i, j, pos_idx, neg_idx, weight, self.pos_k,
+                            self.neg_k, self.tau, self.kl)
+                        count += 1
+                        vcl_all += vcl
+                        soft_vcl_all += soft_vcl
+                        icl_all += icl
+                        soft_icl_all += soft_icl
+        update_memory(self.memory, [e.detach() for e in last_embeddings],
+                      pos_idx, self.nce_m)
+        return vcl_all, soft_vcl_all, icl_all, soft_icl_all
+
+    def train_batch(self, inputs: Tensor, targets: Tensor, pos_idx: Tensor,
+                    neg_idx: Tensor) -> None:
+        """One iteration of ``train()`` whose meta step is not due."""
+        self.optimizer.zero_grad(set_to_none=False)
+        embeddings, logits = self.net(inputs)
+        with torch.no_grad():
+            weights = list(self.loss_weight_network(embeddings))
+        loss_cls = torch.zeros((), dtype=inputs.dtype)
+        loss_logit_kd = torch.zeros((), dtype=inputs.dtype)
+        for i in range(len(logits)):
+            for j in range(len(logits[i])):
+                loss_cls = loss_cls + F.cross_entropy(logits[i][j], targets)
+        aggregated_logits = [
+            agg(embeddings[i], logits[i])
+            for i, agg in enumerate(self.aggregator)
+        ]
+        for i in range(len(logits)):
+            loss_cls = loss_cls + F.cross_entropy(aggregated_logits[i],
+                                                  targets)
+        for i in range(len(logits)):
+            for j in range(len(logits)):
+                loss_logit_kd += distill_kl(logits[i][-1],
+                                            aggregated_logits[j].detach(),
+                                            self.kd_T)
+        alpha, gamma, beta, lam = self.weights
+        loss_vcl, loss_soft_vcl, loss_icl, loss_soft_icl = \
+            self.criterion_mcl(embeddings, pos_idx, neg_idx, weights)
+        loss_mcl = alpha * loss_vcl + gamma * loss_soft_vcl \
+            + beta * loss_icl + lam * loss_soft_icl
+        loss = loss_cls + loss_logit_kd + loss_mcl
+        loss.backward()
+        self.optimizer.step()

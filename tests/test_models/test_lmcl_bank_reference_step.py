@@ -1,0 +1,136 @@
+"""One L-MCL step with memory banks (the ImageNet recipe) against the
+authors' code, float64: the normal update (every term read from the banks,
+the reference's VCL quirk ``vcl_bank='anchor'``, logit KD, the bank update)
+of a cohort through ``train_step`` beside
+:class:`mmmcl.testing.lmcl_bank_reference.ReferenceLMCLBank`, a literal
+transcription of ``main_layer_mcl_imagenet_meta.py`` and
+``imagenet_sup_layer_mcl_meta_loss.py``. The meta step is not due here:
+the reference's writes the banks during its virtual steps and replay,
+which mmmcl does not (``configs/lmcl/README.md``).
+
+Mutation check: each of these one-line bugs was made in turn and made
+``test_normal_step_with_banks_equals_the_reference`` fail:
+``MemoryBankContrastLoss.update_banks`` pairing the banks with the
+embeddings in reverse (``zip(self.banks, final_embeddings[::-1])``);
+``CohortDistiller.loss`` updating the banks with the first stage's
+embeddings (``e[0]`` for ``e[-1]``).
+"""
+import copy
+
+import pytest
+import torch
+from mmengine.registry import DefaultScope
+from mmpretrain.structures import DataSample
+
+from mmmcl.registry import MODELS
+from mmmcl.testing.lmcl_bank_reference import ReferenceLMCLBank
+from test_cohort_distiller import optim_wrappers  # noqa: I100
+
+NUM_CLASSES, NUM_SAMPLES, NEGATIVES, B = 4, 24, 6, 8
+LR, WD = 0.1, 1e-4
+RESNET8 = dict(
+    type='mmpretrain.ImageClassifier',
+    backbone=dict(type='CifarResNet', depth=8, out_indices=(0, 1, 2)),
+    neck=dict(type='mmpretrain.GlobalAveragePooling'),
+    head=dict(type='mmpretrain.LinearClsHead', in_channels=64))
+
+
+@pytest.fixture(autouse=True)
+def mmmcl_scope():
+    with DefaultScope.overwrite_default_scope('mmmcl'):
+        yield
+
+
+def build(vcl_bank: str):
+    torch.manual_seed(0)
+    model = MODELS.build(
+        dict(
+            type='CohortDistiller',
+            members=[RESNET8, RESNET8],
+            num_classes=NUM_CLASSES,
+            data_preprocessor=dict(type='mmengine.BaseDataPreprocessor'),
+            aux_depth='one_block',
+            embed_dim=8,
+            contrast_loss=dict(
+                type='MemoryBankContrastLoss', num_samples=NUM_SAMPLES,
+                feat_dim=8, num_members=2, tau=0.07, kd_temperature=3.0,
+                momentum=0.5, vcl_bank=vcl_bank),
+            loss_weights=dict(vcl=0.01, icl=0.01),
+            logit_kd='aggregator',
+            kd_loss=dict(type='LogitKDLoss', temperature=3.0),
+            meta=dict(interval=500, virtual_steps=2, proj_dim=8)))
+    model.init_weights()
+    return model.double().train()
+
+
+def batch():
+    """B images of dataset indices 0..B-1, each with its bank rows
+    [self, one same-class positive, NEGATIVES other-class rows]."""
+    gen = torch.Generator().manual_seed(0)
+    inputs = torch.randn(B, 3, 16, 16, generator=gen, dtype=torch.float64)
+    labels = torch.arange(NUM_SAMPLES) % NUM_CLASSES
+    samples, rows = [], []
+    for i in range(B):
+        same = (labels == labels[i]).nonzero().flatten()
+        other = (labels != labels[i]).nonzero().flatten()
+        pos = same[same != i][torch.randint(len(same) - 1, (1, ),
+                                            generator=gen)]
+        neg = other[torch.randint(len(other), (NEGATIVES, ), generator=gen)]
+        row = torch.cat([torch.tensor([i]), pos, neg])
+        rows.append(row)
+        sample = DataSample().set_gt_label(int(labels[i]))
+        sample.set_field(row, 'contrast_idx', field_type='data')
+        samples.append(sample)
+    return inputs, labels[:B], samples, torch.stack(rows)
+
+
+def test_normal_step_with_banks_equals_the_reference():
+    model = build('anchor')
+    reference_model = copy.deepcopy(model)
+    optim = optim_wrappers(model, lr=LR, weight_decay=WD)
+    inputs, labels, samples, rows = batch()
+    model.train_iter = 1  # the meta step is not due
+    log_vars = model.train_step(dict(inputs=inputs, data_samples=samples),
+                                optim)
+    assert 'meta/lr' not in log_vars and 'loss_vcl' in log_vars
+    reference = ReferenceLMCLBank(reference_model, lr=LR, weight_decay=WD,
+                                  neg_k=NEGATIVES)
+    reference.train_batch(inputs, labels, rows[:, :2], rows[:, 2:])
+
+    ref_params = dict(reference_model.named_parameters())
+    for name, p in model.named_parameters():
+        torch.testing.assert_close(p, ref_params[name], rtol=1e-10,
+                                   atol=1e-12, msg=name)
+    for bank, ref_bank, before in zip(
+            model.contrast_loss.banks, reference_model.contrast_loss.banks,
+            build('anchor').contrast_loss.banks):
+        torch.testing.assert_close(bank, ref_bank, rtol=1e-10, atol=1e-12)
+        assert not torch.equal(bank[:B], before[:B])  # the batch's rows
+        assert torch.equal(bank[B:], before[B:])
+    name_of = {id(p): n for n, p in model.named_parameters()}
+    ref_name_of = {id(p): n for n, p in reference_model.named_parameters()}
+    state = {name_of[id(p)]: s['momentum_buffer']
+             for p, s in optim['cohort'].optimizer.state.items()}
+    ref_state = {ref_name_of[id(p)]: s['momentum_buffer']
+                 for p, s in reference.optimizer.state.items()}
+    assert state.keys() == ref_state.keys() and state
+    for name, buf in state.items():
+        torch.testing.assert_close(buf, ref_state[name], rtol=1e-10,
+                                   atol=1e-12, msg=name)
+
+
+def test_own_bank_departs_from_the_reference():
+    """``vcl_bank='own'`` (the paper's meaning) differs from the reference's
+    anchor-bank VCL."""
+    model = build('own')
+    reference_model = copy.deepcopy(model)
+    optim = optim_wrappers(model, lr=LR, weight_decay=WD)
+    inputs, labels, samples, rows = batch()
+    model.train_iter = 1
+    model.train_step(dict(inputs=inputs, data_samples=samples), optim)
+    ReferenceLMCLBank(reference_model, lr=LR, weight_decay=WD,
+                      neg_k=NEGATIVES).train_batch(inputs, labels,
+                                                   rows[:, :2], rows[:, 2:])
+    gap = max((p - q).abs().max().item() for p, q in zip(
+        model.parameters(), reference_model.parameters()))
+    assert gap > 1e-9
