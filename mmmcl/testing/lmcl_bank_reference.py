@@ -20,7 +20,7 @@ import torch.nn.functional as F
 import torch.optim as optim
 from torch import Tensor
 
-from .lmcl_reference import KLDiv, ReferenceNet, distill_kl
+from .lmcl_reference import KLDiv, ReferenceNet, distill_kl, sum_over_blocks
 
 
 def contrast_memory(memory: Sequence[Tensor], embeddings_a: Tensor,
@@ -30,22 +30,20 @@ def contrast_memory(memory: Sequence[Tensor], embeddings_a: Tensor,
     """``ContrastMemory.forward``: the four terms of block (a, b)."""
     batch_size, feat_dim = embeddings_a.shape
     idx = torch.cat([pos_idx, neg_idx], dim=1)
-    K = pos_k + neg_k + 1
 
-    inter_logits = []
+    def read(bank: int, embeddings: Tensor, columns: Tensor) -> Tensor:
+        # index_select of the bank rows, bmm with the anchors, / tau
+        neg_rep = torch.index_select(memory[bank], 0,
+                                     columns.reshape(-1)).detach()
+        neg_rep = neg_rep.view(batch_size, columns.shape[1], feat_dim)
+        return torch.div(
+            torch.bmm(neg_rep, embeddings.view(batch_size, feat_dim,
+                                               1)).squeeze(-1), tau)
+
+    cos_simi_ij = read(a, embeddings_b, idx)
+    cos_simi_ji = read(b, embeddings_a, idx)
+    inter_logits = [cos_simi_ij, cos_simi_ji]
     soft_icl_loss = 0.
-    neg_rep = torch.index_select(memory[a], 0, idx.view(-1)).detach()
-    neg_rep = neg_rep.view(batch_size, K, feat_dim)
-    cos_simi_ij = torch.div(
-        torch.bmm(neg_rep, embeddings_b.view(batch_size, feat_dim,
-                                             1)).squeeze(-1), tau)
-    inter_logits.append(cos_simi_ij)
-    neg_rep = torch.index_select(memory[b], 0, idx.view(-1)).detach()
-    neg_rep = neg_rep.view(batch_size, K, feat_dim)
-    cos_simi_ji = torch.div(
-        torch.bmm(neg_rep, embeddings_a.view(batch_size, feat_dim,
-                                             1)).squeeze(-1), tau)
-    inter_logits.append(cos_simi_ji)
     soft_icl_loss += kl(cos_simi_ij, cos_simi_ji.detach(), weight)
     soft_icl_loss += kl(cos_simi_ji, cos_simi_ij.detach(), weight)
 
@@ -63,22 +61,9 @@ def contrast_memory(memory: Sequence[Tensor], embeddings_a: Tensor,
 
     icl_loss = supcon(inter_logits, pos_k + 1)
 
-    intra_logits = []
     idx = idx[:, 1:].contiguous()
-    K = pos_k + neg_k
-    neg_rep_a = torch.index_select(memory[a], 0, idx.view(-1)).detach()
-    neg_rep_a = neg_rep_a.view(batch_size, K, feat_dim)
-    intra_logits.append(
-        torch.div(
-            torch.bmm(neg_rep_a, embeddings_a.view(batch_size, feat_dim,
-                                                   1)).squeeze(-1), tau))
-    # the reference reads net a's bank here too (`'memory_' + str(a)`)
-    neg_rep_b = torch.index_select(memory[a], 0, idx.view(-1)).detach()
-    neg_rep_b = neg_rep_b.view(batch_size, K, feat_dim)
-    intra_logits.append(
-        torch.div(
-            torch.bmm(neg_rep_b, embeddings_b.view(batch_size, feat_dim,
-                                                   1)).squeeze(-1), tau))
+    # the reference reads net a's bank for both (`'memory_' + str(a)`)
+    intra_logits = [read(a, embeddings_a, idx), read(a, embeddings_b, idx)]
     soft_vcl_loss = 0.
     soft_vcl_loss += kl(intra_logits[0], intra_logits[1].detach(), weight)
     soft_vcl_loss += kl(intra_logits[1], intra_logits[0].detach(), weight)
@@ -140,27 +125,14 @@ class ReferenceLMCLBank:
             for j in range(len(embeddings[i])):
                 embeddings[i][j] = self.embed_list[i][j](embeddings[i][j])
         last_embeddings = [embeddings[i][-1] for i in range(len(embeddings))]
-        vcl_all = soft_vcl_all = icl_all = soft_icl_all = 0.
-        count = 0
-        for i in range(len(embeddings)):
-            for j in range(len(embeddings)):
-                if i == j:
-                    continue
-                for k in range(len(embeddings[i])):
-                    for z in range(len(embeddings[j])):
-                        weight = weights[count].unsqueeze(-1)
-                        vcl, soft_vcl, icl, soft_icl = contrast_memory(
-                            self.memory, embeddings[i][k], embeddings[j][z],
-                            i, j, pos_idx, neg_idx, weight, self.pos_k,
-                            self.neg_k, self.tau, self.kl)
-                        count += 1
-                        vcl_all += vcl
-                        soft_vcl_all += soft_vcl
-                        icl_all += icl
-                        soft_icl_all += soft_icl
+        terms = sum_over_blocks(
+            embeddings, weights,
+            lambda i, j, a, b, weight: contrast_memory(
+                self.memory, a, b, i, j, pos_idx, neg_idx, weight, self.pos_k,
+                self.neg_k, self.tau, self.kl))
         update_memory(self.memory, [e.detach() for e in last_embeddings],
                       pos_idx, self.nce_m)
-        return vcl_all, soft_vcl_all, icl_all, soft_icl_all
+        return terms
 
     def train_batch(self, inputs: Tensor, targets: Tensor, pos_idx: Tensor,
                     neg_idx: Tensor) -> None:

@@ -190,24 +190,35 @@ class ReferenceMCLLoss(nn.Module):
         for i in range(len(embeddings)):
             for j in range(len(embeddings[i])):
                 embeddings[i][j] = self.embed_list[i][j](embeddings[i][j])
-        vcl_all = soft_vcl_all = icl_all = soft_icl_all = 0.
-        count = 0
-        for i in range(len(embeddings)):
-            for j in range(len(embeddings)):
-                if i == j:
-                    continue
-                for k in range(len(embeddings[i])):
-                    for z in range(len(embeddings[j])):
-                        weight = weights[count].unsqueeze(-1)
-                        vcl, soft_vcl, icl, soft_icl = sup_mcl(
-                            embeddings[i][k], embeddings[j][z], labels,
-                            weight, self.tau, self.kl)
-                        count += 1
-                        vcl_all += vcl
-                        soft_vcl_all += soft_vcl
-                        icl_all += icl
-                        soft_icl_all += soft_icl
-        return vcl_all, soft_vcl_all, icl_all, soft_icl_all
+        return sum_over_blocks(
+            embeddings, weights,
+            lambda i, j, a, b, weight: sup_mcl(a, b, labels, weight, self.tau,
+                                               self.kl))
+
+
+def sum_over_blocks(embeddings, weights: Sequence[Tensor],
+                    block_terms: Callable):
+    """The block loop of ``Sup_MCL_Loss_Meta.forward`` (both scripts): for
+    every net pair i != j and stage pair (k, z), in that order, the four
+    terms ``block_terms(i, j, e_ik, e_jz, w)`` with w = ``weights[count]``
+    (B, 1), summed."""
+    vcl_all = soft_vcl_all = icl_all = soft_icl_all = 0.
+    count = 0
+    for i in range(len(embeddings)):
+        for j in range(len(embeddings)):
+            if i == j:
+                continue
+            for k in range(len(embeddings[i])):
+                for z in range(len(embeddings[j])):
+                    weight = weights[count].unsqueeze(-1)
+                    vcl, soft_vcl, icl, soft_icl = block_terms(
+                        i, j, embeddings[i][k], embeddings[j][z], weight)
+                    count += 1
+                    vcl_all += vcl
+                    soft_vcl_all += soft_vcl
+                    icl_all += icl
+                    soft_icl_all += soft_icl
+    return vcl_all, soft_vcl_all, icl_all, soft_icl_all
 
 
 def distill_kl(y_s: Tensor, y_t: Tensor, T: float) -> Tensor:

@@ -25,16 +25,10 @@ from mmpretrain.structures import DataSample
 from mmmcl.registry import MODELS
 from mmmcl.testing.lmcl_bank_reference import ReferenceLMCLBank
 from test_cohort_distiller import optim_wrappers  # noqa: I100
+from test_lmcl_reference_step import NUM_CLASSES, lmcl_cohort  # noqa: I100
 
-NUM_CLASSES, NUM_SAMPLES, NEGATIVES, B = 4, 24, 6, 8
+NUM_SAMPLES, NEGATIVES, B = 24, 6, 8
 LR, WD = 0.1, 1e-4
-RESNET8 = dict(
-    type='mmpretrain.ImageClassifier',
-    backbone=dict(type='CifarResNet', depth=8, out_indices=(0, 1, 2)),
-    neck=dict(type='mmpretrain.GlobalAveragePooling'),
-    head=dict(type='mmpretrain.LinearClsHead', in_channels=64))
-
-
 @pytest.fixture(autouse=True)
 def mmmcl_scope():
     with DefaultScope.overwrite_default_scope('mmmcl'):
@@ -44,20 +38,13 @@ def mmmcl_scope():
 def build(vcl_bank: str):
     torch.manual_seed(0)
     model = MODELS.build(
-        dict(
-            type='CohortDistiller',
-            members=[RESNET8, RESNET8],
-            num_classes=NUM_CLASSES,
-            data_preprocessor=dict(type='mmengine.BaseDataPreprocessor'),
+        lmcl_cohort(
             aux_depth='one_block',
-            embed_dim=8,
             contrast_loss=dict(
                 type='MemoryBankContrastLoss', num_samples=NUM_SAMPLES,
                 feat_dim=8, num_members=2, tau=0.07, kd_temperature=3.0,
                 momentum=0.5, vcl_bank=vcl_bank),
             loss_weights=dict(vcl=0.01, icl=0.01),
-            logit_kd='aggregator',
-            kd_loss=dict(type='LogitKDLoss', temperature=3.0),
             meta=dict(interval=500, virtual_steps=2, proj_dim=8)))
     model.init_weights()
     return model.double().train()

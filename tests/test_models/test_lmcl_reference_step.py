@@ -40,9 +40,9 @@ def mmmcl_scope():
         yield
 
 
-def build(switches: dict, head_init: str = 'reference'):
-    torch.manual_seed(0)
-    model = MODELS.build(
+def lmcl_cohort(**overrides) -> dict:
+    """A float64-ready L-MCL pair of ResNet-8s (inputs as they are)."""
+    return dict(
         dict(
             type='CohortDistiller',
             members=[RESNET8, RESNET8],
@@ -53,7 +53,13 @@ def build(switches: dict, head_init: str = 'reference'):
             embed_dim=8,
             contrast_loss=dict(type='InBatchContrastLoss', tau=0.1),
             logit_kd='aggregator',
-            kd_loss=dict(type='LogitKDLoss', temperature=3.0),
+            kd_loss=dict(type='LogitKDLoss', temperature=3.0)), **overrides)
+
+
+def build(switches: dict, head_init: str = 'reference'):
+    torch.manual_seed(0)
+    model = MODELS.build(
+        lmcl_cohort(
             meta=dict(interval=50, virtual_steps=2, proj_dim=8, **switches),
             head_init=head_init))
     model.init_weights()
