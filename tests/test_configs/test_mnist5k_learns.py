@@ -48,7 +48,9 @@ def test_short_run_learns(config, tmp_path):
             if k.startswith('val/') and k.endswith('top1')}
     model = runner.model
     num = model.peers.num_peers if peers is not None else len(model.members)
-    assert sorted(top1) == ['val/ensemble/accuracy/top1'] + [
-        f'val/member{m}/accuracy/top1' for m in range(num)]
+    named = [f'val/{name}/accuracy/top1'
+             for name in cfg.model.get('classifiers') or {}]
+    assert sorted(top1) == sorted(named + ['val/ensemble/accuracy/top1'] + [
+        f'val/member{m}/accuracy/top1' for m in range(num)])
     # 10 digits: chance is 10 %; these runs measured 70-93 %.
     assert min(top1.values()) >= 60, top1
