@@ -122,7 +122,7 @@ def study_config(args: argparse.Namespace, config: str, seed: int):
                 dataset['type'] = args.dataset_type
     if args.epochs:
         scale_schedule(cfg, args.epochs)
-    cfg.randomness = dict(seed=seed)
+    cfg.randomness = dict(cfg.get('randomness') or {}, seed=seed)
     cfg.merge_from_dict(args.cfg_options)
     return cfg
 
