@@ -16,11 +16,11 @@ from typing import List, Sequence
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 import torch.optim as optim
 from torch import Tensor
 
-from .lmcl_reference import KLDiv, ReferenceNet, distill_kl, sum_over_blocks
+from .lmcl_reference import (KLDiv, ReferenceNet, normal_update,
+                             sum_over_blocks)
 
 
 def contrast_memory(memory: Sequence[Tensor], embeddings_a: Tensor,
@@ -137,32 +137,6 @@ class ReferenceLMCLBank:
     def train_batch(self, inputs: Tensor, targets: Tensor, pos_idx: Tensor,
                     neg_idx: Tensor) -> None:
         """One iteration of ``train()`` whose meta step is not due."""
-        self.optimizer.zero_grad(set_to_none=False)
-        embeddings, logits = self.net(inputs)
-        with torch.no_grad():
-            weights = list(self.loss_weight_network(embeddings))
-        loss_cls = torch.zeros((), dtype=inputs.dtype)
-        loss_logit_kd = torch.zeros((), dtype=inputs.dtype)
-        for i in range(len(logits)):
-            for j in range(len(logits[i])):
-                loss_cls = loss_cls + F.cross_entropy(logits[i][j], targets)
-        aggregated_logits = [
-            agg(embeddings[i], logits[i])
-            for i, agg in enumerate(self.aggregator)
-        ]
-        for i in range(len(logits)):
-            loss_cls = loss_cls + F.cross_entropy(aggregated_logits[i],
-                                                  targets)
-        for i in range(len(logits)):
-            for j in range(len(logits)):
-                loss_logit_kd += distill_kl(logits[i][-1],
-                                            aggregated_logits[j].detach(),
-                                            self.kd_T)
-        alpha, gamma, beta, lam = self.weights
-        loss_vcl, loss_soft_vcl, loss_icl, loss_soft_icl = \
-            self.criterion_mcl(embeddings, pos_idx, neg_idx, weights)
-        loss_mcl = alpha * loss_vcl + gamma * loss_soft_vcl \
-            + beta * loss_icl + lam * loss_soft_icl
-        loss = loss_cls + loss_logit_kd + loss_mcl
-        loss.backward()
-        self.optimizer.step()
+        normal_update(
+            self, inputs, targets,
+            lambda e, w: self.criterion_mcl(e, pos_idx, neg_idx, w))

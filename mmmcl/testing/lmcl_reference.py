@@ -228,6 +228,49 @@ def distill_kl(y_s: Tensor, y_t: Tensor, T: float) -> Tensor:
     return F.kl_div(p_s, p_t, reduction='batchmean') * (T**2)
 
 
+def normal_update(script, inputs: Tensor, targets: Tensor,
+                  criterion_mcl: Callable) -> None:
+    """The normal update of one batch in ``train()``, the same in
+    ``main_layer_mcl_cifar_meta.py`` (186-215) and
+    ``main_layer_mcl_imagenet_meta.py`` (133-158).
+
+    Args:
+        script: Its objects: ``optimizer``, ``net``,
+            ``loss_weight_network``, ``aggregator``, ``weights`` (alpha,
+            gamma, beta, lambda), ``kd_T``.
+        criterion_mcl (Callable): ``criterion_mcl(embeddings, weights)``
+            -> the four terms, as that script calls it.
+    """
+    script.optimizer.zero_grad(set_to_none=False)
+    embeddings, logits = script.net(inputs)
+    with torch.no_grad():
+        weights = list(script.loss_weight_network(embeddings))
+    loss_cls = torch.zeros((), dtype=inputs.dtype)
+    loss_logit_kd = torch.zeros((), dtype=inputs.dtype)
+    for i in range(len(logits)):
+        for j in range(len(logits[i])):
+            loss_cls = loss_cls + F.cross_entropy(logits[i][j], targets)
+    aggregated_logits = [
+        agg(embeddings[i], logits[i])
+        for i, agg in enumerate(script.aggregator)
+    ]
+    for i in range(len(logits)):
+        loss_cls = loss_cls + F.cross_entropy(aggregated_logits[i], targets)
+    for i in range(len(logits)):
+        for j in range(len(logits)):
+            loss_logit_kd += distill_kl(logits[i][-1],
+                                        aggregated_logits[j].detach(),
+                                        script.kd_T)
+    alpha, gamma, beta, lam = script.weights
+    loss_vcl, loss_soft_vcl, loss_icl, loss_soft_icl = criterion_mcl(
+        embeddings, weights)
+    loss_mcl = alpha * loss_vcl + gamma * loss_soft_vcl \
+        + beta * loss_icl + lam * loss_soft_icl
+    loss = loss_cls + loss_logit_kd + loss_mcl
+    loss.backward()
+    script.optimizer.step()
+
+
 class ReferenceLMCL:
     """The objects of ``main_layer_mcl_cifar_meta.py`` around a cohort.
 
@@ -267,11 +310,6 @@ class ReferenceLMCL:
             trainable_list.parameters(), lr=lr, momentum=0.9,
             weight_decay=weight_decay, nesterov=True)
 
-    def aggregate(self, embeddings, logits) -> List[Tensor]:
-        """``Aggregator.forward`` (the cohort's stage aggregators)."""
-        return [agg(embeddings[i], logits[i])
-                for i, agg in enumerate(self.aggregator)]
-
     def inner_objective(self, data) -> Tensor:
         inputs, targets = data[0], data[1]
         embeddings, logits = self.net(inputs)
@@ -295,32 +333,8 @@ class ReferenceLMCL:
                     targets: Tensor) -> None:
         """One iteration of ``train()``'s loop: the normal update, then,
         when ``batch_idx % meta_freq == 0``, the meta-optimisation."""
-        self.optimizer.zero_grad(set_to_none=False)
-        embeddings, logits = self.net(inputs)
-        with torch.no_grad():
-            weights = list(self.loss_weight_network(embeddings))
-        loss_cls = torch.zeros((), dtype=inputs.dtype)
-        loss_logit_kd = torch.zeros((), dtype=inputs.dtype)
-        for i in range(len(logits)):
-            for j in range(len(logits[i])):
-                loss_cls = loss_cls + F.cross_entropy(logits[i][j], targets)
-        aggregated_logits = self.aggregate(embeddings, logits)
-        for i in range(len(logits)):
-            loss_cls = loss_cls + F.cross_entropy(aggregated_logits[i],
-                                                  targets)
-        for i in range(len(logits)):
-            for j in range(len(logits)):
-                loss_logit_kd += distill_kl(logits[i][-1],
-                                            aggregated_logits[j].detach(),
-                                            self.kd_T)
-        alpha, gamma, beta, lam = self.weights
-        loss_vcl, loss_soft_vcl, loss_icl, loss_soft_icl = \
-            self.criterion_mcl(embeddings, targets, weights)
-        loss_mcl = alpha * loss_vcl + gamma * loss_soft_vcl \
-            + beta * loss_icl + lam * loss_soft_icl
-        loss = loss_cls + loss_logit_kd + loss_mcl
-        loss.backward()
-        self.optimizer.step()
+        normal_update(self, inputs, targets,
+                      lambda e, w: self.criterion_mcl(e, targets, w))
 
         if batch_idx % self.meta_freq == 0:
             self.meta_optimisation(inputs, targets)

@@ -255,12 +255,19 @@ class OnlineKDDistiller(BaseModel):
         self, outputs: PeerOutputs, averaged: Optional[PeerOutputs]
     ) -> Dict[str, Union[Tensor, List[Tensor]]]:
         """Every teacher's target(s), in config order."""
-        logits = {}
-        for name, spec in self.teacher_specs.items():
-            source = averaged if spec['source'] == 'temporal_mean' \
-                else outputs
-            logits[name] = self.teachers[name](source.select(spec['peers']))
-        return logits
+        return {
+            name: self.teacher_target(name, outputs, averaged)
+            for name in self.teacher_specs
+        }
+
+    def teacher_target(self, name: str, outputs: PeerOutputs,
+                       averaged: Optional[PeerOutputs]
+                       ) -> Union[Tensor, List[Tensor]]:
+        """Teacher ``name``'s target(s) from the peers it reads, online or
+        temporal-mean."""
+        spec = self.teacher_specs[name]
+        source = averaged if spec['source'] == 'temporal_mean' else outputs
+        return self.teachers[name](source.select(spec['peers']))
 
     def loss(self, inputs: Union[Tensor, List[Tensor]],
              data_samples: list) -> Dict[str, Tensor]:
@@ -337,11 +344,13 @@ class OnlineKDDistiller(BaseModel):
         and their mean (``pred_score``), the temporal mean's peers with
         ``temporal_mean.test``; the named classifiers' scores
         (``classifier_scores``, name -> (C, ))."""
-        online = self.peers(inputs)
-        averaged = None
-        if self.temporal_mean is not None and (
-                self.test_with_temporal_mean or self.classifiers):
-            averaged = self.temporal_mean.module(inputs)
+        sources = {self.classifier_source(spec)
+                   for spec in self.classifiers.values()}
+        sources.add('temporal_mean' if self.test_with_temporal_mean
+                    else 'online')
+        online = self.peers(inputs) if 'online' in sources else None
+        averaged = self.temporal_mean.module(inputs) \
+            if 'temporal_mean' in sources else None
         peers = averaged if self.test_with_temporal_mean else online
         scores = torch.stack([F.softmax(z, dim=1) for z in peers.logits],
                              dim=1)
@@ -357,19 +366,23 @@ class OnlineKDDistiller(BaseModel):
                                  'classifier_scores', field_type='data')
         return data_samples
 
-    def classifier_scores(self, online: PeerOutputs,
+    def classifier_source(self, spec: dict) -> str:
+        """``'online'`` or ``'temporal_mean'``: what a named classifier
+        reads (a teacher's: that teacher's source)."""
+        if spec['teacher'] is not None:
+            return self.teacher_specs[spec['teacher']]['source']
+        return spec['source']
+
+    def classifier_scores(self, online: Optional[PeerOutputs],
                           averaged: Optional[PeerOutputs]
                           ) -> Dict[str, Tensor]:
         """Softmax scores (B, C) of each named classifier."""
         scores = {}
         for name, spec in self.classifiers.items():
             if spec['teacher'] is not None:
-                teacher = self.teacher_specs[spec['teacher']]
-                source = averaged if teacher['source'] == 'temporal_mean' \
-                    else online
                 logits = self._single(
-                    spec['teacher'], self.teachers[spec['teacher']](
-                        source.select(teacher['peers'])))
+                    spec['teacher'],
+                    self.teacher_target(spec['teacher'], online, averaged))
                 scores[name] = F.softmax(logits, dim=1)
                 continue
             source = averaged if spec['source'] == 'temporal_mean' \
