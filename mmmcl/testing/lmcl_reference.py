@@ -296,19 +296,7 @@ class ReferenceLMCL:
         self.kd_T = kd_T
         self.times = times
         self.meta_freq = meta_freq
-        trainable_list = nn.ModuleList(
-            [self.net, self.criterion_mcl, self.aggregator])
-        target_params = list(self.net.parameters()) + list(
-            self.criterion_mcl.parameters())
-        self.meta_optimizer = MetaSGD(
-            target_params, [self.net, self.criterion_mcl], lr=lr,
-            momentum=0.9, weight_decay=weight_decay, rollback=True)
-        self.weight_optimizer = optim.SGD(
-            self.loss_weight_network.parameters(), lr=lr, momentum=0.9,
-            weight_decay=weight_decay, nesterov=True)
-        self.optimizer = optim.SGD(
-            trainable_list.parameters(), lr=lr, momentum=0.9,
-            weight_decay=weight_decay, nesterov=True)
+        build_optimizers(self, lr, weight_decay)
 
     def inner_objective(self, data) -> Tensor:
         inputs, targets = data[0], data[1]
@@ -321,13 +309,7 @@ class ReferenceLMCL:
             + beta * loss_icl + lam * loss_soft_icl
 
     def outer_objective(self, data) -> Tensor:
-        inputs, targets = data[0], data[1]
-        embeddings, logits = self.net(inputs)
-        loss_cls = torch.zeros((), dtype=inputs.dtype)
-        for i in range(len(logits)):
-            for j in range(len(logits[i])):
-                loss_cls = loss_cls + F.cross_entropy(logits[i][j], targets)
-        return loss_cls
+        return outer_objective(self.net, data[0], data[1])
 
     def train_batch(self, batch_idx: int, inputs: Tensor,
                     targets: Tensor) -> None:
@@ -340,17 +322,61 @@ class ReferenceLMCL:
             self.meta_optimisation(inputs, targets)
 
     def meta_optimisation(self, inputs: Tensor, targets: Tensor) -> None:
-        """``train()``'s meta-optimisation block: ``times`` virtual steps on
-        the inner objective, one on the outer, ``meta_backward``, phi's
-        step."""
-        data = (inputs, targets)
-        for _ in range(self.times):
-            self.meta_optimizer.zero_grad(set_to_none=False)
-            self.meta_optimizer.step(self.inner_objective, data)
-        self.meta_optimizer.zero_grad(set_to_none=False)
-        self.meta_optimizer.step(self.outer_objective, data)
-        self.meta_optimizer.zero_grad(set_to_none=False)
-        self.weight_optimizer.zero_grad(set_to_none=False)
-        self.outer_objective(data).backward()
-        self.meta_optimizer.meta_backward()
-        self.weight_optimizer.step()
+        """``train()``'s meta-optimisation block (:func:`meta_optimisation`).
+        """
+        meta_optimisation(self, (inputs, targets))
+
+
+def build_optimizers(script, lr: float, weight_decay: float) -> None:
+    """The three optimizers of both scripts (CIFAR 396-410, ImageNet
+    411-424): ``optimizer`` over the nets, the loss's embedding heads and
+    the aggregators; ``meta_optimizer`` (``MetaSGD``) over the nets and the
+    loss, snapshotting both modules; ``weight_optimizer`` over phi."""
+    trainable_list = nn.ModuleList(
+        [script.net, script.criterion_mcl, script.aggregator])
+    script.optimizer = optim.SGD(
+        trainable_list.parameters(), lr=lr, momentum=0.9,
+        weight_decay=weight_decay, nesterov=True)
+    target_params = list(script.net.parameters()) + list(
+        script.criterion_mcl.parameters())
+    script.meta_optimizer = MetaSGD(
+        target_params, [script.net, script.criterion_mcl], lr=lr,
+        momentum=0.9, weight_decay=weight_decay, rollback=True)
+    script.weight_optimizer = optim.SGD(
+        script.loss_weight_network.parameters(), lr=lr, momentum=0.9,
+        weight_decay=weight_decay, nesterov=True)
+
+
+def outer_objective(net: nn.Module, inputs: Tensor,
+                    targets: Tensor) -> Tensor:
+    """``outer_objective`` of both scripts (CIFAR 141-149, ImageNet
+    84-92): the CE of every stage."""
+    embeddings, logits = net(inputs)
+    loss_cls = torch.zeros((), dtype=inputs.dtype)
+    for i in range(len(logits)):
+        for j in range(len(logits[i])):
+            loss_cls = loss_cls + F.cross_entropy(logits[i][j], targets)
+    return loss_cls
+
+
+def meta_optimisation(script, data: tuple) -> None:
+    """The meta-optimisation block of ``train()``, the same in
+    ``main_layer_mcl_cifar_meta.py`` (239-255) and
+    ``main_layer_mcl_imagenet_meta.py`` (183-201): ``times`` virtual steps
+    on the inner objective, one on the outer, ``meta_backward``, phi's step.
+
+    Args:
+        script: Its objects: ``meta_optimizer``, ``weight_optimizer``,
+            ``inner_objective``, ``outer_objective``, ``times``.
+        data (tuple): What the objectives take, as that script builds it.
+    """
+    for _ in range(script.times):
+        script.meta_optimizer.zero_grad(set_to_none=False)
+        script.meta_optimizer.step(script.inner_objective, data)
+    script.meta_optimizer.zero_grad(set_to_none=False)
+    script.meta_optimizer.step(script.outer_objective, data)
+    script.meta_optimizer.zero_grad(set_to_none=False)
+    script.weight_optimizer.zero_grad(set_to_none=False)
+    script.outer_objective(data).backward()
+    script.meta_optimizer.meta_backward()
+    script.weight_optimizer.step()

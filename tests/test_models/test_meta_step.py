@@ -196,10 +196,49 @@ def test_replay_bn_switch(replay_bn):
         assert not torch.equal(model.bn.running_mean, before['bn.running_mean'])
 
 
+@pytest.mark.parametrize('virtual_buffers', ['fresh', 'carried'])
+def test_virtual_buffers_switch(virtual_buffers):
+    """Each objective call writes the buffer it reads (a counter and a
+    replaced tensor, as the carried banks are). ``carried``: step t reads
+    what step t - 1 left, forward and replay alike; ``fresh``: every call
+    reads the given value. With ``replay_bn='reference'`` the replay of
+    step 0's writes reach the given buffers."""
+    calls = []
+    theta = dict(w=torch.ones(2, dtype=torch.float64))
+    phi = torch.ones(2, dtype=torch.float64, requires_grad=True)
+
+    def inner(params, state):
+        calls.append(int(state['count']))
+        state['count'].add_(1)
+        state['bank'] = state['bank'] + 1.
+        return (params['w'] * phi * state['bank']).sum()
+
+    def outer(params, state):
+        calls.append(int(state['count']))
+        return params['w'].pow(2).sum()
+
+    buffers = dict(count=torch.zeros((), dtype=torch.long),
+                   bank=torch.zeros(2, dtype=torch.float64))
+    bank = buffers['bank']
+    MetaStep(virtual_steps=3, replay_bn='reference',
+             virtual_buffers=virtual_buffers).hypergradient(
+                 MetaProblem(theta, [0.1], [0.], buffers, inner, outer,
+                             [phi]))
+    if virtual_buffers == 'carried':
+        # forward 0, 1, 2, outer step 3, outer loss 3; replay 3, 2, 1, 0
+        assert calls == [0, 1, 2, 3, 3, 3, 2, 1, 0]
+    else:
+        assert calls == [0] * 9
+    assert int(buffers['count']) == 1  # the replay of step 0's write
+    assert torch.equal(bank, torch.ones(2, dtype=torch.float64))
+
+
 def test_bad_switches():
     with pytest.raises(ValueError, match='momentum_adjoint'):
         MetaStep(momentum_adjoint='approx')
     with pytest.raises(ValueError, match='replay_bn'):
         MetaStep(replay_bn='all')
+    with pytest.raises(ValueError, match='virtual_buffers'):
+        MetaStep(virtual_buffers='shared')
     with pytest.raises(ValueError, match='virtual_steps'):
         MetaStep(virtual_steps=0)

@@ -304,8 +304,12 @@ class CohortDistiller(BaseModel):
         return torch.stack([s.contrast_idx for s in data_samples]).to(
             labels.device)
 
-    def contrast_losses(self, embeddings: list, target: Tensor,
-                        weights: Optional[Tensor]) -> Dict[str, Tensor]:
+    def contrast_losses(
+            self,
+            embeddings: list,
+            target: Tensor,
+            weights: Optional[Tensor],
+            banks: Optional[Dict[str, Tensor]] = None) -> Dict[str, Tensor]:
         """The four contrastive terms, times their loss weights.
 
         With in-batch negatives on W > 1 processes the terms are those of
@@ -316,11 +320,16 @@ class CohortDistiller(BaseModel):
         Args:
             target (Tensor): Labels (B, ) or bank rows (B, K + 2), see
                 :meth:`contrast_target`.
+            banks (dict[str, Tensor], optional): Buffers of the contrast
+                loss to read instead of its own (the meta step's carried
+                banks), by their names in it. Defaults to None.
         """
         if not self._uses_banks and get_world_size() > 1:
             embeddings, target, weights = self.gather_batch(
                 embeddings, target, weights)
-        terms = self.contrast_loss(embeddings, target, weights)
+        args = (embeddings, target, weights)
+        terms = self.contrast_loss(*args) if banks is None else \
+            functional_call(self.contrast_loss, banks, args)
         return {
             f'loss_{k}': self.loss_weights[k] * self.ramp_factor(k) * v
             for k, v in terms.items()
@@ -521,6 +530,17 @@ class CohortDistiller(BaseModel):
         buffers = {n: b for n, b in self.named_buffers() if id(b) in buffer_ids}
         lrs, weight_decays = sgd_hyperparams(theta, cohort_wrapper)
         phi = [p for p in self.meta_net.parameters() if p.requires_grad]
+        # The reference's virtual steps write the banks (carried buffers):
+        # the banks' names in the cohort -> in the contrast loss.
+        bank_names = {}
+        if self._uses_banks and self.meta_step.carries_buffers:
+            name_in = {id(b): n for n, b in self.contrast_loss.named_buffers()}
+            name = {id(b): n for n, b in self.named_buffers()}
+            bank_names = {
+                name[id(b)]: name_in[id(b)]
+                for b in self.contrast_loss.banks
+            }
+            buffers.update({n: self.get_buffer(n) for n in bank_names})
 
         def cohort_at(params: dict, state: dict) -> dict:
             return functional_call(self, (params, state), (inputs, ),
@@ -529,9 +549,17 @@ class CohortDistiller(BaseModel):
         def contrast(params: dict, state: dict) -> Tensor:
             out = cohort_at(params, state)
             weights = self.meta_net(out['feats'])
-            return sum(
-                self.contrast_losses(out['embeddings'], target,
-                                     weights).values())
+            banks = {bank_names[n]: state[n] for n in bank_names} or None
+            loss = sum(
+                self.contrast_losses(out['embeddings'], target, weights,
+                                     banks).values())
+            if banks is not None:  # the reference's write, out of place
+                rows, new_rows = self.contrast_loss.updated_rows(
+                    [e[-1] for e in out['embeddings']], target[:, 0],
+                    list(banks.values()))
+                for n, bank_rows in zip(bank_names, new_rows):
+                    state[n] = state[n].index_copy(0, rows, bank_rows)
+            return loss
 
         def classification(params: dict, state: dict) -> Tensor:
             out = cohort_at(params, state)

@@ -12,6 +12,7 @@ Objective = Callable[[Dict[str, Tensor], Dict[str, Tensor]], Tensor]
 
 MOMENTUM_ADJOINTS = ('exact', 'reference')
 REPLAY_BN_MODES = ('none', 'reference')
+VIRTUAL_BUFFERS_MODES = ('fresh', 'carried')
 
 
 class MetaProblem(NamedTuple):
@@ -53,20 +54,28 @@ class MetaStep:
 
     The step is pure: it knows no model, only the parameters, buffers and
     objectives it is given. Each objective call runs on a copy of the
-    buffers, so BatchNorm statistics of the virtual steps never reach the
-    model.
+    buffers (which it may update in place or replace in the dict it gets),
+    so BatchNorm statistics of the virtual steps never reach the model.
 
-    Two switches reproduce the authors' ``MetaSGD.meta_backward``
+    Three switches reproduce the authors' ``MetaSGD``
     (``losses/meta_optimizers.py`` of winycg/L-MCL); the defaults are exact:
 
     - ``momentum_adjoint='reference'``: ``a_theta = (1 - lr wd) a_theta +
       mu a_d' + hv`` with a_d' the previous a_d (the reference adds the
       momentum adjoint where the exact one adds ``wd a_d``); its
       hypergradient departs from finite differences.
-    - ``replay_bn='reference'``: the replay of step 0 runs on the given
-      buffers themselves, as the reference's replay keeps its state
-      (``rollback=True``): one extra BatchNorm running-statistics update
-      (and ``num_batches_tracked`` + 1) at theta_0 per meta step.
+    - ``replay_bn='reference'``: the buffers the replay of step 0 leaves
+      are written back to the given ones, as the reference's replay keeps
+      its state (``rollback=True``): one extra BatchNorm running-statistics
+      update (and ``num_batches_tracked`` + 1) at theta_0 per meta step,
+      and with carried buffers the objective's other writes (the memory
+      banks' update at theta_0).
+    - ``virtual_buffers='carried'``: step t + 1 runs on the buffers that
+      step t left, and the replay of step t on those step t started from,
+      as ``MetaSGD`` snapshots the modules' state dicts (the memory banks,
+      which its contrastive loss writes in every call, included). K + 1
+      copies of the buffers are kept. ``'fresh'``: every step runs on the
+      given buffers.
 
     On W > 1 processes every gradient of the virtual steps, the outer
     gradient and each replayed vector-Jacobian product are averaged over
@@ -85,6 +94,8 @@ class MetaStep:
             Defaults to ``'exact'``.
         replay_bn (str): ``'none'`` (no buffer of the model changes) or
             ``'reference'``. Defaults to ``'none'``.
+        virtual_buffers (str): ``'fresh'`` or ``'carried'``. Defaults to
+            ``'fresh'``.
     """
 
     def __init__(self,
@@ -92,7 +103,8 @@ class MetaStep:
                  virtual_steps: int = 2,
                  momentum: float = 0.9,
                  momentum_adjoint: str = 'exact',
-                 replay_bn: str = 'none') -> None:
+                 replay_bn: str = 'none',
+                 virtual_buffers: str = 'fresh') -> None:
         if interval < 1 or virtual_steps < 1:
             raise ValueError('`model.meta.interval` and `model.meta.'
                              'virtual_steps` must be >= 1, got '
@@ -103,11 +115,22 @@ class MetaStep:
         if replay_bn not in REPLAY_BN_MODES:
             raise ValueError('`model.meta.replay_bn` must be one of '
                              f'{REPLAY_BN_MODES}, got {replay_bn!r}.')
+        if virtual_buffers not in VIRTUAL_BUFFERS_MODES:
+            raise ValueError('`model.meta.virtual_buffers` must be one of '
+                             f'{VIRTUAL_BUFFERS_MODES}, got '
+                             f'{virtual_buffers!r}.')
         self.interval = interval
         self.virtual_steps = virtual_steps
         self.momentum = momentum
         self.momentum_adjoint = momentum_adjoint
         self.replay_bn = replay_bn
+        self.virtual_buffers = virtual_buffers
+
+    @property
+    def carries_buffers(self) -> bool:
+        """Whether each virtual step starts from the buffers the previous
+        one left (``virtual_buffers='carried'``)."""
+        return self.virtual_buffers == 'carried'
 
     def __call__(self, problem: MetaProblem,
                  meta_wrapper: OptimWrapper) -> Dict[str, Tensor]:
@@ -133,28 +156,36 @@ class MetaStep:
         lr, wd, mu = flat_theta.lr, flat_theta.weight_decay, self.momentum
         objectives = [inner] * self.virtual_steps + [outer]
 
-        # Forward: first-order virtual steps, keeping every theta_t.
-        snapshots = []
-        current = flat_theta.values
+        # Forward: first-order virtual steps, keeping every theta_t and the
+        # buffers each started from.
+        snapshots, states = [], []
+        current, state = flat_theta.values, buffers
         buf = None
         for objective in objectives:
             snapshots.append(current)
-            grad = flat_theta.grad(objective, current, _copy(buffers))
+            states.append(state)
+            step_state = _copy(state)
+            grad = flat_theta.grad(objective, current, step_state)
+            if self.carries_buffers:
+                state = step_state
             direction = grad + wd * current
             buf = direction if buf is None else mu * buf + direction
             current = current - lr * buf
         leaf = current.requires_grad_()
-        outer_loss = outer(flat_theta.unflatten(leaf), _copy(buffers))
+        outer_loss = outer(flat_theta.unflatten(leaf), _copy(state))
         adj_theta = _mean_over_ranks(torch.autograd.grad(outer_loss, leaf)[0])
 
         # Reverse replay, one second-order graph at a time.
         hypergrads = [torch.zeros_like(p) for p in phi]
         adj_buf = torch.zeros_like(adj_theta)
         for t in reversed(range(len(objectives))):
-            step_buffers = buffers if (
-                t == 0 and self.replay_bn == 'reference') else _copy(buffers)
+            step_state = _copy(states[t])
             leaf = snapshots[t].requires_grad_()
-            loss = objectives[t](flat_theta.unflatten(leaf), step_buffers)
+            loss = objectives[t](flat_theta.unflatten(leaf), step_state)
+            if t == 0 and self.replay_bn == 'reference':
+                with torch.no_grad():
+                    for name, value in buffers.items():
+                        value.copy_(step_state[name])
             grad = torch.autograd.grad(loss, leaf, create_graph=True)[0]
             prev_adj_buf = adj_buf
             adj_buf = -lr * adj_theta + mu * prev_adj_buf
@@ -164,8 +195,8 @@ class MetaStep:
                 grad, wrt, grad_outputs=adj_buf, allow_unused=True)
             vjps = [_mean_over_ranks(v) if v is not None else None
                     for v in vjps]
-            if t > 0:
-                hvp = vjps[0]
+            if t > 0:  # a None hvp: the gradient is affine in theta
+                hvp = vjps[0] if vjps[0] is not None else 0.
                 if self.momentum_adjoint == 'exact':
                     adj_theta = adj_theta + wd * adj_buf + hvp
                 else:

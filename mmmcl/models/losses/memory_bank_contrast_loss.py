@@ -233,6 +233,19 @@ class MemoryBankContrastLoss(nn.Module):
                 embeddings, each (B, d).
             sample_idx (Tensor): Dataset index of each sample, (B, ).
         """
+        sample_idx, rows = self.updated_rows(final_embeddings, sample_idx,
+                                             self.banks)
+        for bank, new_rows in zip(self.banks, rows):
+            bank.index_copy_(0, sample_idx, new_rows)
+
+    @torch.no_grad()
+    def updated_rows(self, final_embeddings: Sequence[Tensor],
+                     sample_idx: Tensor, banks: Sequence[Tensor]
+                     ) -> Tuple[Tensor, List[Tensor]]:
+        """What :meth:`update_banks` writes into ``banks`` (the M banks,
+        each (num_samples, d)), which stay untouched: the rows' indices
+        (B', ), gathered over the ranks, and each bank's new rows (B', d).
+        """
         if len(final_embeddings) != self.num_members:
             raise ValueError(
                 f'update_banks got {len(final_embeddings)} embeddings for '
@@ -243,10 +256,13 @@ class MemoryBankContrastLoss(nn.Module):
                 torch.cat(all_gather(e.detach().contiguous()))
                 for e in final_embeddings
             ]
-        for bank, emb in zip(self.banks, final_embeddings):
-            rows = bank[sample_idx] * self.momentum + emb.detach().to(
-                bank.dtype) * (1 - self.momentum)
-            bank.index_copy_(0, sample_idx, F.normalize(rows, dim=1))
+        rows = [
+            F.normalize(
+                bank[sample_idx] * self.momentum +
+                emb.detach().to(bank.dtype) * (1 - self.momentum),
+                dim=1) for bank, emb in zip(banks, final_embeddings)
+        ]
+        return sample_idx, rows
 
 
 def _mutual_kl(logits: Tensor, pair_weights: Tensor) -> Tensor:
