@@ -30,7 +30,7 @@ EXAMPLES = {
     'MODEL_WRAPPERS': 'CohortDistributedDataParallel',
     'TRANSFORMS': None,
     'WEIGHT_INITIALIZERS': None,
-    'BATCH_AUGMENTS': None,
+    'BATCH_AUGMENTS': 'RandomCropFlip',
     'TASK_UTILS': None,
     'EVALUATORS': None,
     'VISUALIZERS': None,

@@ -1,0 +1,3 @@
+from .random_crop_flip import RandomCropFlip
+
+__all__ = ['RandomCropFlip']
