@@ -26,8 +26,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import cv2
 import numpy as np
 from mmengine.logging import print_log
-from mmengine.utils import ProgressBar
 
+from mmmcl.utils.progress import Progress
 from mmmcl.version import __version__
 from .mnist5k import load_mnist5k, mnist5k_split_indices
 
@@ -299,7 +299,7 @@ def _png(img: np.ndarray) -> bytes:
 
 
 def _write_split(root: str, split: str, params: dict, files: Dict[str, int],
-                 progress: Optional[ProgressBar]) -> dict:
+                 progress: Optional[Progress]) -> dict:
     """Write one split's images, seg maps and COCO json; return counts."""
     images, _ = load_mnist5k()
     pool = mnist_canvas_pool(split)
@@ -349,14 +349,16 @@ def _write_split(root: str, split: str, params: dict, files: Dict[str, int],
 def _generate(root: str, params: dict, progress: bool) -> None:
     """Write the whole data set into the new, empty directory ``root``."""
     os.makedirs(osp.join(root, 'annotations'))
-    bar = ProgressBar(sum(params['num_canvases'])) if progress else None
+    # a live bar on a terminal, a line every 10 % in a log (make demo > log)
+    bar = Progress(sum(params['num_canvases']), 'writing MNIST canvases') \
+        if progress else None
     files: Dict[str, int] = {}
     counts = {
         split: _write_split(root, split, params, files, bar)
         for split in SPLITS
     }
     if bar is not None:
-        bar.file.write('\n')
+        bar.close()
     manifest = dict(
         format_version=_FORMAT_VERSION,
         mmmcl_version=__version__,
@@ -427,8 +429,9 @@ def prepare_mnist_canvas(root: str,
         root (str): The data set directory.
         force (bool): Regenerate even if ``root`` holds matching or damaged
             data. Defaults to False.
-        progress (bool): Show a progress bar while writing.
-            Defaults to False.
+        progress (bool): Show progress while writing: a live bar on a
+            terminal, a line every 10 % otherwise (a redirected log stays
+            readable). Defaults to False.
         **params: Generation parameters, recorded in the manifest:
             ``canvas_size`` (int, square side, default 96), ``num_digits``
             ((min, max) digits pasted per canvas, default (2, 5)),

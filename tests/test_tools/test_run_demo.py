@@ -1,4 +1,5 @@
 """`make demo` end to end, a few iterations per stage (tools/run_demo.py)."""
+import io
 import json
 import re
 import subprocess
@@ -6,6 +7,8 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from mmmcl.utils.progress import Progress
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -57,3 +60,48 @@ def test_tiny_demo_is_seeded(tmp_path):
     run_demo(tmp_path / 'second')
     assert (tmp_path / 'second' / 'results.txt').read_text() == (
         tmp_path / 'first' / 'results.txt').read_text()
+
+
+class _Terminal(io.StringIO):
+
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_in_a_log_is_lines():
+    """`make demo > log`: a line every 10 %, no carriage return."""
+    log = io.StringIO()
+    bar = Progress(600, 'writing', file=log)
+    for _ in range(600):
+        bar.update()
+    bar.close()
+    text = log.getvalue()
+    assert '\r' not in text
+    lines = text.splitlines()
+    assert len(lines) == 10, lines
+    assert lines[0].startswith('writing: 60/600 (10 %), ')
+    assert lines[-1].startswith('writing: 600/600 (100 %), ')
+
+
+def test_progress_on_a_terminal_is_a_live_bar():
+    tty = _Terminal()
+    bar = Progress(5, file=tty)
+    for _ in range(5):
+        bar.update()
+    bar.close()
+    text = tty.getvalue()
+    assert text.count('\r') == 5 and text.endswith('\n')
+    assert text.count('\n') == 1
+
+
+def test_canvas_progress_in_a_log(tmp_path, capsys):
+    """The demo's data step (the only progress bar it prints itself),
+    written to a redirected stream: short lines."""
+    from mmmcl.datasets import prepare_mnist_canvas
+    prepare_mnist_canvas(str(tmp_path / 'canvas'), progress=True,
+                         num_canvases=(4, 2, 2))
+    out = capsys.readouterr().out
+    assert '\r' not in out
+    assert 'writing MNIST canvases: 8/8 (100 %)' in out
+    lines = [line for line in out.splitlines() if line.startswith('writing')]
+    assert len(lines) == 8 and max(map(len, lines)) < 80, lines
