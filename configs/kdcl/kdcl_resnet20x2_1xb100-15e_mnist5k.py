@@ -1,18 +1,10 @@
-_base_ = ['../_base_/models/kdcl.py', '../_base_/mnist5k_cohort.py']
+_base_ = [
+    '../_base_/models/kdcl.py', '../_base_/models/cifar_members.py',
+    '../_base_/datasets/mnist5k_bs100_balanced_multiview.py',
+    '../_base_/schedules/mnist5k_sgd_15e_warmup_cosine.py',
+    '../_base_/default_runtime.py'
+]
 model = dict(
     peers=dict(members=[{{_base_.resnet20}}, {{_base_.resnet20}}]),
     num_classes=10,
     data_preprocessor={{_base_.multiview_preprocessor}})
-# each peer sees its own random augmentation of the image (the views are
-# stacked by default_collate, as SelfSupDataPreprocessor expects)
-train_dataloader = dict(
-    collate_fn=dict(type='default_collate'),
-    dataset=dict(pipeline=[
-        dict(
-            type='mmpretrain.MultiView',
-            num_views=2,
-            transforms=[{{_base_.train_transforms}}]),
-        dict(type='mmpretrain.PackInputs')
-    ]))
-val_dataloader = dict(collate_fn=dict(type='default_collate'))
-test_dataloader = val_dataloader

@@ -1,4 +1,9 @@
-_base_ = ['../_base_/models/pcl.py', '../_base_/mnist5k_cohort.py']
+_base_ = [
+    '../_base_/models/pcl.py', '../_base_/models/cifar_members.py',
+    '../_base_/datasets/mnist5k_bs100_balanced_multiview.py',
+    '../_base_/schedules/mnist5k_sgd_15e_warmup_cosine.py',
+    '../_base_/default_runtime.py'
+]
 model = dict(
     peers=dict(classifier={{_base_.resnet20}}),
     num_classes=10,
@@ -10,16 +15,5 @@ model = dict(
     temporal_mean=dict(momentum=0.1),
     # the references' 80 of 300 epochs, on 15
     loss_ramp=dict(length=4))
-# each peer sees its own random augmentation of the image (the views are
-# stacked by default_collate, as SelfSupDataPreprocessor expects)
-train_dataloader = dict(
-    collate_fn=dict(type='default_collate'),
-    dataset=dict(pipeline=[
-        dict(
-            type='mmpretrain.MultiView',
-            num_views=3,
-            transforms=[{{_base_.train_transforms}}]),
-        dict(type='mmpretrain.PackInputs')
-    ]))
-val_dataloader = dict(collate_fn=dict(type='default_collate'))
-test_dataloader = val_dataloader
+# a view per branch
+train_dataloader = dict(dataset=dict(pipeline={{_base_.three_views}}))

@@ -1,4 +1,9 @@
-_base_ = ['../_base_/models/pcl.py', '../_base_/cifar100_online_kd_step.py']
+_base_ = [
+    '../_base_/models/pcl.py', '../_base_/models/cifar_members.py',
+    '../_base_/datasets/cifar100_bs128_multiview.py',
+    '../_base_/schedules/cifar100_sgd_300e_step.py',
+    '../_base_/default_runtime.py'
+]
 model = dict(
     # the reference's init loop leaves the classifiers at PyTorch's default
     head_init='reference',
@@ -7,15 +12,5 @@ model = dict(
     data_preprocessor={{_base_.multiview_preprocessor}},
     teachers=dict(
         ensemble=dict(target=dict(in_channels=[64] * 3))))
-# each peer sees its own random augmentation of the image (the views are
-# stacked by default_collate, as SelfSupDataPreprocessor expects)
-train_dataloader = dict(
-    collate_fn=dict(type='default_collate'),
-    dataset=dict(pipeline=[
-        dict(
-            type='mmpretrain.MultiView',
-            num_views=3,
-            transforms=[{{_base_.train_transforms}}]),
-        dict(type='mmpretrain.PackInputs')
-    ]))
-test_dataloader = dict(collate_fn=dict(type='default_collate'))
+# a view per branch
+train_dataloader = dict(dataset=dict(pipeline={{_base_.three_views}}))

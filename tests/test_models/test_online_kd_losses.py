@@ -1,16 +1,18 @@
 """Each online-KD method's training loss against a transcription of its
 reference's (``mmmcl/testing/online_kd_reference.py``): the CIFAR-100 config's
 model, float64, one batch half-way up the ramp; the total loss and its
-gradients, on the same forward outputs and module weights.
+gradients, on the same forward outputs and module weights. A head's label
+smoothing sets its peer's CE (and a teacher's), against a hand computation.
 
 With BN in train mode (batch statistics) and nothing random in the forward,
 ``model.peers(inputs)`` gives the outputs ``model.loss`` computed from.
 """
 from pathlib import Path
-from typing import Callable, List, Sequence, Tuple, Union
+from typing import Callable, List, Optional, Sequence, Tuple, Union
 
 import pytest
 import torch
+import torch.nn.functional as F
 from mmengine.config import Config
 from mmpretrain.structures import DataSample
 from torch import Tensor
@@ -38,9 +40,11 @@ def float64():
     torch.set_default_dtype(default)
 
 
-def build(config: str) -> OnlineKDDistiller:
-    """The config's model in train mode, at epoch ``EPOCH``."""
+def build(config: str, options: Optional[dict] = None) -> OnlineKDDistiller:
+    """The config's model (after ``options``, as ``--cfg-options`` gives
+    them) in train mode, at epoch ``EPOCH``."""
     cfg = Config.fromfile(CONFIGS / config)
+    cfg.merge_from_dict(options or {})
     cfg.model.setdefault('data_preprocessor', cfg.data_preprocessor)
     torch.manual_seed(0)
     model = MODELS.build(cfg.model).train()
@@ -177,3 +181,56 @@ def test_pcl():
         'peers.leaf_heads.2.fc.weight', TRUNK_CONV,
         'teachers.ensemble.fc.weight'
     ])
+
+
+SMOOTH = dict(
+    type='mmpretrain.LabelSmoothLoss',
+    label_smooth_val=0.1,
+    num_classes=NUM_CLASSES)
+
+
+def smoothed_ce(logits: Tensor, labels: Tensor, eps: float = 0.1) -> Tensor:
+    """CE against (1 - eps) one-hot + eps / C, by hand (mmpretrain's
+    ``LabelSmoothLoss`` builds this target in float32: compare to 1e-6)."""
+    log_p = logits.log_softmax(1)
+    nll = -log_p.gather(1, labels[:, None])[:, 0]
+    return ((1 - eps) * nll - eps * log_p.mean(1)).mean()
+
+
+def test_one_label_smoothing_of_the_head():
+    """The head's smoothing: every branch (each a copy of the head) and
+    the gated ensemble (the CE of the first peer it reads)."""
+    model = build('one/one_resnet32_1xb128-300e_cifar100.py',
+                  {'model.peers.classifier.head.loss': SMOOTH})
+    inputs, labels, samples = batch()
+    losses = model.loss(inputs, samples)
+    out = model.peers(inputs)
+    expected = {
+        f'peer{p}.loss_ce': smoothed_ce(z, labels)
+        for p, z in enumerate(out.logits)
+    }
+    expected['ensemble.loss_ce'] = smoothed_ce(
+        model.teachers.ensemble(out), labels)
+    for key, value in expected.items():
+        torch.testing.assert_close(losses[key], value, rtol=1e-6, atol=0)
+    plain = F.cross_entropy(out.logits[0], labels)
+    assert abs(expected['peer0.loss_ce'] - plain) > 1e-3
+
+
+def test_kdcl_label_smoothing_of_one_member():
+    """Each member's own head: member 1 smooths, member 0 does not."""
+    model = build('kdcl/kdcl_resnet32x2_1xb128-300e_cifar100.py',
+                  {'model.peers.members.1.head.loss': SMOOTH})
+    inputs, labels, samples = batch(num_views=2)
+    losses = model.loss(inputs, samples)
+    logits = model.peers(inputs).logits
+    torch.testing.assert_close(
+        losses['peer0.loss_ce'],
+        0.5 * F.cross_entropy(logits[0], labels),
+        rtol=1e-10,
+        atol=0)
+    torch.testing.assert_close(
+        losses['peer1.loss_ce'],
+        0.5 * smoothed_ce(logits[1], labels),
+        rtol=1e-6,
+        atol=0)

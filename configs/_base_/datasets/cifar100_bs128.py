@@ -13,7 +13,8 @@ data_preprocessor = dict(
     to_rgb=False)
 
 # Multi-view methods (KDCL, PCL) wrap `train_transforms` in mmpretrain's
-# MultiView and give the model `multiview_preprocessor`.
+# MultiView and give the model `multiview_preprocessor`
+# (cifar100_bs128_multiview.py).
 train_transforms = [
     dict(type='mmpretrain.RandomCrop', crop_size=32, padding=4),
     dict(type='mmpretrain.RandomFlip', prob=0.5, direction='horizontal'),

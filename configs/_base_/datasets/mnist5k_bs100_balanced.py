@@ -11,7 +11,8 @@ data_preprocessor = dict(
     to_rgb=False)
 
 # Multi-view methods (KDCL, PCL) wrap `train_transforms` in mmpretrain's
-# MultiView and give the model `multiview_preprocessor`.
+# MultiView and give the model `multiview_preprocessor`
+# (mnist5k_bs100_balanced_multiview.py).
 train_transforms = [
     dict(type='mmcv.Pad', size=(32, 32)),
     dict(type='mmpretrain.RandomCrop', crop_size=32, padding=4),

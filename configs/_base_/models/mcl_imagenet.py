@@ -1,4 +1,6 @@
 # MCL (AAAI 2022), ImageNet recipe: the final layer only (S = 1, w = 1),
-# with the memory banks of the L-MCL ImageNet recipe.
-_base_ = ['./lmcl_imagenet.py']
-model = dict(aux_depth=None, logit_kd=None, meta=None)
+# memory banks, alpha = beta = 0.01.
+_base_ = ['./mcl.py', './memory_bank.py']
+model = dict(
+    contrast_loss={{_base_.memory_bank_contrast}},
+    loss_weights=dict(vcl=0.01, icl=0.01))

@@ -8,7 +8,8 @@ _base_ = [
     'mmdet::_base_/models/faster-rcnn_r50_fpn.py',
     '../../_base_/datasets/mnist_canvas_detection.py',
     'mmdet::_base_/schedules/schedule_1x.py',
-    'mmdet::_base_/default_runtime.py'
+    'mmdet::_base_/default_runtime.py',
+    '../_base_/models/mmdet_backbones.py'
 ]
 
 model = dict(
@@ -16,18 +17,7 @@ model = dict(
     # mnist5k_bs100_balanced.py): grey digits, no channel swap
     data_preprocessor=dict(
         mean=[33.3, 33.3, 33.3], std=[78.6, 78.6, 78.6], bgr_to_rgb=False),
-    # `mmmcl.CifarResNet` does not resolve from mmdet's registry (mmmcl's
-    # nodes are grandchildren of MMEngine's root): give the scope instead.
-    # Stages of 16 / 32 / 64 channels at strides 1 / 2 / 4.
-    backbone=dict(
-        _delete_=True,
-        _scope_='mmmcl',
-        type='CifarResNet',
-        depth=20,
-        out_indices=(0, 1, 2),
-        frozen_stages=1,
-        norm_eval=True,
-        init_cfg=dict(_scope_='mmmcl', type='Pretrained', checkpoint=None)),
+    backbone={{_base_.det_cifar_resnet20}},
     # levels at strides 1 / 2 / 4 and a max-pooled one at 8
     neck=dict(in_channels=[16, 32, 64], out_channels=64, num_outs=4),
     # anchors of 8 / 16 / 32 / 64 px; digits are 20-40 px before cropping

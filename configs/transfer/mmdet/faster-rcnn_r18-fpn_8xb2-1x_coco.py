@@ -3,13 +3,11 @@
 # norm_eval (the stock values, restated as the protocol) on the stock 1x
 # schedule. The export of an mmpretrain `ResNet` member (plain stem) loads
 # into mmdet's `ResNet` as is.
-_base_ = 'mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py'
+_base_ = [
+    'mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py',
+    '../_base_/models/mmdet_backbones.py'
+]
 
 model = dict(
-    backbone=dict(
-        depth=18,
-        frozen_stages=1,
-        norm_eval=True,
-        # mmmcl's strict loader (replaces the base's torchvision://resnet50)
-        init_cfg=dict(_scope_='mmmcl', type='Pretrained', checkpoint=None)),
+    backbone={{_base_.det_resnet18}},
     neck=dict(in_channels=[64, 128, 256, 512]))

@@ -8,7 +8,8 @@ _base_ = [
     'mmseg::_base_/models/fcn_r50-d8.py',
     '../../_base_/datasets/mnist_canvas_segmentation.py',
     'mmseg::_base_/default_runtime.py',
-    'mmseg::_base_/schedules/schedule_20k.py'
+    'mmseg::_base_/schedules/schedule_20k.py',
+    '../_base_/models/mmseg_backbones.py'
 ]
 
 norm_cfg = dict(type='BN', requires_grad=True)
@@ -25,16 +26,7 @@ model = dict(
         bgr_to_rgb=False,
         size=(96, 96)),
     pretrained=None,  # the segmentor's own key: not used, see init_cfg
-    # `mmmcl.CifarResNet` does not resolve from mmseg's registry (mmmcl's
-    # nodes are grandchildren of MMEngine's root): give the scope instead.
-    # Stages of 16 / 32 / 64 channels at strides 1 / 2 / 4.
-    backbone=dict(
-        _delete_=True,
-        _scope_='mmmcl',
-        type='CifarResNet',
-        depth=20,
-        out_indices=(0, 1, 2),
-        init_cfg=dict(_scope_='mmmcl', type='Pretrained', checkpoint=None)),
+    backbone={{_base_.seg_cifar_resnet20}},
     decode_head=dict(
         in_channels=64,
         in_index=2,

@@ -3,13 +3,13 @@
 # member. The stock voc12aug configs use ResNetV1c (deep stem): the backbone
 # type and the R18 head widths are overridden as mmseg's Cityscapes `r18b`
 # configs do.
-_base_ = 'mmseg::fcn/fcn_r50-d8_4xb4-40k_voc12aug-512x512.py'
+_base_ = [
+    'mmseg::fcn/fcn_r50-d8_4xb4-40k_voc12aug-512x512.py',
+    '../_base_/models/mmseg_backbones.py'
+]
 
 model = dict(
     pretrained=None,  # the segmentor's own key (stock: open-mmlab://): off
-    backbone=dict(
-        type='ResNet',
-        depth=18,
-        init_cfg=dict(_scope_='mmmcl', type='Pretrained', checkpoint=None)),
+    backbone={{_base_.seg_resnet18}},
     decode_head=dict(in_channels=512, channels=128),
     auxiliary_head=dict(in_channels=256, channels=64))

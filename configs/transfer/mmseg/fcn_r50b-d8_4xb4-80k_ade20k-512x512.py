@@ -2,10 +2,11 @@
 # 80k iterations (4 GPUs x 4 images), with an MCL ResNet-50 member. The stock
 # ade20k configs use ResNetV1c (deep stem): the backbone type is overridden as
 # mmseg's Cityscapes `r50b` configs do.
-_base_ = 'mmseg::fcn/fcn_r50-d8_4xb4-80k_ade20k-512x512.py'
+_base_ = [
+    'mmseg::fcn/fcn_r50-d8_4xb4-80k_ade20k-512x512.py',
+    '../_base_/models/mmseg_backbones.py'
+]
 
 model = dict(
     pretrained=None,  # the segmentor's own key (stock: open-mmlab://): off
-    backbone=dict(
-        type='ResNet',
-        init_cfg=dict(_scope_='mmmcl', type='Pretrained', checkpoint=None)))
+    backbone={{_base_.seg_resnet50}})

@@ -37,7 +37,9 @@ class OnlineKDDistiller(BaseModel):
 
     Args:
         peers (dict): ``BranchedClassifier`` or ``IndependentPeers`` config;
-            heads get ``num_classes`` if they name none.
+            heads get ``num_classes`` if they name none. A peer's CE is its
+            head's ``loss_module`` (so its label smoothing applies), a
+            teacher's CE that of the first peer the teacher reads.
         teachers (dict[str, dict]): Name -> ``dict(target=..., peers=None,
             source='online', ce_weight=0.)``: the target config, the peer
             indices it reads (all for None), ``'online'`` or
@@ -283,14 +285,17 @@ class OnlineKDDistiller(BaseModel):
                 averaged = self.temporal_mean.module(inputs)
             averaged.labels = labels
         losses = {
-            f'peer{p}.loss_ce': self.ce_weight * F.cross_entropy(z, labels)
+            f'peer{p}.loss_ce':
+            self.ce_weight * self.peers.head(p).loss_module(z, labels)
             for p, z in enumerate(outputs.logits)
         }
         targets = self.teacher_logits(outputs, averaged)
         for name, spec in self.teacher_specs.items():
             if spec['ce_weight']:
+                first = spec['peers'][0] if spec['peers'] else 0
                 losses[f'{name}.loss_ce'] = spec['ce_weight'] * \
-                    F.cross_entropy(self._single(name, targets[name]), labels)
+                    self.peers.head(first).loss_module(
+                        self._single(name, targets[name]), labels)
         for entry in self.distill:
             losses.update(self.distill_losses(entry, outputs, targets))
         return losses

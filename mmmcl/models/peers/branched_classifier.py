@@ -143,6 +143,12 @@ class BranchedClassifier(BaseModule):
                              f'{self.num_peers} peers.')
         return tuple(itertools.product(*map(range, self.num_branches)))[peer]
 
+    def head(self, peer: int) -> nn.Module:
+        """Peer ``peer``'s head (its ``loss_module`` is the peer's CE)."""
+        key = self._key(self.leaf_path(peer))
+        return self.leaf_heads[key] if key in self.leaf_heads \
+            else self.classifier.head
+
     # ---------------------------------------------------------- forward
     def forward(self, inputs: Union[Tensor, Sequence[Tensor]]) -> PeerOutputs:
         """Every peer's map, feature and logits.
@@ -173,11 +179,9 @@ class BranchedClassifier(BaseModule):
             key = self._key(self.leaf_path(p))
             neck = self.leaf_necks[key] if key in self.leaf_necks \
                 else self.classifier.neck
-            head = self.leaf_heads[key] if key in self.leaf_heads \
-                else self.classifier.head
             feat = neck((x, ))[-1] if neck is not None else x
             feats.append(feat)
-            logits.append(head((feat, )))
+            logits.append(self.head(p)((feat, )))
         return PeerOutputs(maps=maps, feats=feats, logits=logits, trunk=trunk)
 
     def _tree_forward(

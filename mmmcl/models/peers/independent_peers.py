@@ -1,6 +1,7 @@
 """Peers that share nothing: M classifiers side by side."""
 from typing import Dict, Sequence, Union
 
+import torch.nn as nn
 from mmengine.model import BaseModule, ModuleList
 from torch import Tensor
 
@@ -24,6 +25,10 @@ class IndependentPeers(BaseModule):
     @property
     def num_peers(self) -> int:
         return len(self.members)
+
+    def head(self, peer: int) -> nn.Module:
+        """Peer ``peer``'s head (its ``loss_module`` is the peer's CE)."""
+        return self.members[peer].head
 
     def forward(self, inputs: Union[Tensor, Sequence[Tensor]]) -> PeerOutputs:
         """Every peer's map, feature and logits; with V views (Sequence),
