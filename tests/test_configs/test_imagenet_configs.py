@@ -91,3 +91,8 @@ def test_covers_the_paper_settings():
             assert loss.num_members == len(cfg.model.members)
             assert (loss.tau, loss.momentum) == (0.07, 0.5)
             assert cfg.train_dataloader.dataset.num_negatives == 8192
+        if cfg.model.get('meta') is not None:  # the reference's meta step
+            assert (cfg.model.meta.momentum_adjoint, cfg.model.meta.replay_bn,
+                    cfg.model.meta.virtual_buffers) == ('reference',
+                                                        'reference',
+                                                        'carried')
