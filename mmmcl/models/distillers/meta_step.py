@@ -4,6 +4,7 @@ import torch
 from mmengine.dist import all_reduce, get_world_size
 from mmengine.optim import OptimWrapper
 from torch import Tensor
+from torch.profiler import record_function
 
 #: An objective of the meta step: ``objective(theta, buffers)`` -> scalar,
 #: the loss at parameters ``theta`` run on the buffers ``buffers`` (both
@@ -161,51 +162,54 @@ class MetaStep:
         snapshots, states = [], []
         current, state = flat_theta.values, buffers
         buf = None
-        for objective in objectives:
-            snapshots.append(current)
-            states.append(state)
-            step_state = _copy(state)
-            grad = flat_theta.grad(objective, current, step_state)
-            if self.carries_buffers:
-                state = step_state
-            direction = grad + wd * current
-            buf = direction if buf is None else mu * buf + direction
-            current = current - lr * buf
-        leaf = current.requires_grad_()
-        outer_loss = outer(flat_theta.unflatten(leaf), _copy(state))
-        adj_theta = _mean_over_ranks(torch.autograd.grad(outer_loss, leaf)[0])
+        with record_function('meta_step/virtual_steps'):
+            for objective in objectives:
+                snapshots.append(current)
+                states.append(state)
+                step_state = _copy(state)
+                grad = flat_theta.grad(objective, current, step_state)
+                if self.carries_buffers:
+                    state = step_state
+                direction = grad + wd * current
+                buf = direction if buf is None else mu * buf + direction
+                current = current - lr * buf
+            leaf = current.requires_grad_()
+            outer_loss = outer(flat_theta.unflatten(leaf), _copy(state))
+            adj_theta = _mean_over_ranks(
+                torch.autograd.grad(outer_loss, leaf)[0])
 
         # Reverse replay, one second-order graph at a time.
         hypergrads = [torch.zeros_like(p) for p in phi]
         adj_buf = torch.zeros_like(adj_theta)
-        for t in reversed(range(len(objectives))):
-            step_state = _copy(states[t])
-            leaf = snapshots[t].requires_grad_()
-            loss = objectives[t](flat_theta.unflatten(leaf), step_state)
-            if t == 0 and self.replay_bn == 'reference':
-                with torch.no_grad():
-                    for name, value in buffers.items():
-                        value.copy_(step_state[name])
-            grad = torch.autograd.grad(loss, leaf, create_graph=True)[0]
-            prev_adj_buf = adj_buf
-            adj_buf = -lr * adj_theta + mu * prev_adj_buf
-            wrt = ([leaf] if t > 0 else []) + (
-                list(phi) if t < self.virtual_steps else [])
-            vjps = torch.autograd.grad(
-                grad, wrt, grad_outputs=adj_buf, allow_unused=True)
-            vjps = [_mean_over_ranks(v) if v is not None else None
-                    for v in vjps]
-            if t > 0:  # a None hvp: the gradient is affine in theta
-                hvp = vjps[0] if vjps[0] is not None else 0.
-                if self.momentum_adjoint == 'exact':
-                    adj_theta = adj_theta + wd * adj_buf + hvp
-                else:
-                    adj_theta = ((1 - lr * wd) * adj_theta +
-                                 mu * prev_adj_buf + hvp)
-                vjps = vjps[1:]
-            for h, v in zip(hypergrads, vjps):
-                if v is not None:
-                    h.add_(v)
+        with record_function('meta_step/reverse_replay'):
+            for t in reversed(range(len(objectives))):
+                step_state = _copy(states[t])
+                leaf = snapshots[t].requires_grad_()
+                loss = objectives[t](flat_theta.unflatten(leaf), step_state)
+                if t == 0 and self.replay_bn == 'reference':
+                    with torch.no_grad():
+                        for name, value in buffers.items():
+                            value.copy_(step_state[name])
+                grad = torch.autograd.grad(loss, leaf, create_graph=True)[0]
+                prev_adj_buf = adj_buf
+                adj_buf = -lr * adj_theta + mu * prev_adj_buf
+                wrt = ([leaf] if t > 0 else []) + (
+                    list(phi) if t < self.virtual_steps else [])
+                vjps = torch.autograd.grad(
+                    grad, wrt, grad_outputs=adj_buf, allow_unused=True)
+                vjps = [_mean_over_ranks(v) if v is not None else None
+                        for v in vjps]
+                if t > 0:  # a None hvp: the gradient is affine in theta
+                    hvp = vjps[0] if vjps[0] is not None else 0.
+                    if self.momentum_adjoint == 'exact':
+                        adj_theta = adj_theta + wd * adj_buf + hvp
+                    else:
+                        adj_theta = ((1 - lr * wd) * adj_theta +
+                                     mu * prev_adj_buf + hvp)
+                    vjps = vjps[1:]
+                for h, v in zip(hypergrads, vjps):
+                    if v is not None:
+                        h.add_(v)
         return Hypergradient(hypergrads, outer_loss.detach())
 
 
