@@ -3,7 +3,9 @@
 # (``python -m mmmcl.testing.readme_results``), not from here.
 from .naive_contrast import (naive_bank_block, naive_inbatch_contrast,
                              naive_memory_bank_contrast)
+from .train_progress import train_progress
 
 __all__ = [
-    'naive_bank_block', 'naive_inbatch_contrast', 'naive_memory_bank_contrast'
+    'naive_bank_block', 'naive_inbatch_contrast',
+    'naive_memory_bank_contrast', 'train_progress'
 ]

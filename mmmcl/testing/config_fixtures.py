@@ -16,6 +16,7 @@ from mmengine.registry import DefaultScope
 from mmpretrain.structures import DataSample
 
 from mmmcl.registry import MODELS
+from .train_progress import train_progress
 
 BATCH = 4
 SEED = 0
@@ -81,7 +82,7 @@ def _classification(cfg: Config) -> Dict[str, Union[int, Dict]]:
     result = count_tensors(model)
     data = model.data_preprocessor(
         _fixed_batch(cfg, torch.Generator().manual_seed(SEED)), True)
-    with torch.no_grad():
+    with torch.no_grad(), train_progress():  # the first step: ramps at 0
         losses = model(**data, mode='loss')
     result['losses'] = {k: float(v) for k, v in sorted(losses.items())}
     return result
@@ -104,9 +105,9 @@ def measure_config(path: Union[str, Path]) -> Dict[str, Union[int, Dict]]:
     :func:`count_tensors`) of its model as built (a memory bank with
     ``BANK_ROWS`` rows). A classification config also gives ``losses``,
     its ``mode='loss'`` dict after ``init_weights`` from seed ``SEED``, in
-    train mode, on ``BATCH`` images of 32x32 (64x64 for ImageNet): one
-    batch a view for multi-view loaders, ``BANK_NEGATIVES`` negatives a
-    sample for memory banks.
+    train mode at epoch and iteration 0, on ``BATCH`` images of 32x32
+    (64x64 for ImageNet): one batch a view for multi-view loaders,
+    ``BANK_NEGATIVES`` negatives a sample for memory banks.
     """
     cfg = Config.fromfile(str(path))
     if cfg.get('default_scope') in ('mmdet', 'mmseg'):

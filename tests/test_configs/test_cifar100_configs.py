@@ -9,6 +9,7 @@ from mmengine.config import Config
 from mmpretrain.structures import DataSample
 
 from mmmcl.registry import MODELS
+from mmmcl.testing import train_progress
 from mmmcl.utils import register_all_modules
 
 REPO = Path(__file__).resolve().parents[2]
@@ -28,7 +29,8 @@ def test_builds_and_computes_its_losses(config):
     assert model.num_classes == 100
     inputs = torch.randn(4, 3, 32, 32)
     samples = [DataSample().set_gt_label(i % 2) for i in range(4)]
-    losses = model(inputs, samples, mode='loss')
+    with train_progress():  # the first step: a ramp at its start
+        losses = model(inputs, samples, mode='loss')
     assert all(torch.isfinite(v).all() for v in losses.values())
     if hasattr(model, 'peers'):  # an online-KD model
         names = {f'peer{p}.loss_ce' for p in range(model.peers.num_peers)}

@@ -24,6 +24,7 @@ from mmpretrain.structures import DataSample
 from mmmcl.engine.model_wrappers import (CohortDistributedDataParallel,
                                          prepare_distributed)
 from mmmcl.registry import MODELS
+from mmmcl.testing import train_progress
 
 WORLD_SIZE = 2
 BATCH = 8  # global; 4 per rank
@@ -114,8 +115,8 @@ def train_step(model, module, data):
             return step(*args, **kwargs)
 
         optimizer.step = capture
-    module.train_iter = 0  # the meta step is due
-    log_vars = model.train_step(data, wrappers)
+    with train_progress(batch_idx=0):  # the meta step is due
+        log_vars = model.train_step(data, wrappers)
     return dict(
         log_vars={k: v.item()
                   for k, v in log_vars.items()},

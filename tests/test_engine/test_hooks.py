@@ -20,6 +20,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from mmmcl.engine.hooks import (CohortPlotHook, CohortSanityHook,
                                 RandomStateHook)
+from mmmcl.models.distillers import MatchingWeights
 from mmmcl.models.utils import cohort_blocks
 from mmmcl.registry import MODELS
 
@@ -192,8 +193,9 @@ def test_mean_matching_weights():
     for x in batches:
         model(x, samples, mode='loss')
     mean = model.mean_matching_weights()
-    assert mean.shape == (len(cohort_blocks(model.num_stages)), )
-    torch.testing.assert_close(mean, expected)
+    assert mean.num_stages == model.num_stages
+    assert mean.weights.shape == (len(cohort_blocks(model.num_stages)), )
+    torch.testing.assert_close(mean.weights, expected)
     assert model.mean_matching_weights() is None  # reset by the call
     assert not any('matching_weight' in k for k in model.state_dict())
 
@@ -204,12 +206,14 @@ class _FakeCohort:
 
     def __init__(self, num_stages, meta=True):
         self.num_stages = num_stages
-        self.meta_net = object() if meta else None
+        self.meta = meta
         self.pending = None
 
     def mean_matching_weights(self):
         weights, self.pending = self.pending, None
-        return weights
+        if not self.meta or weights is None:
+            return None
+        return MatchingWeights(self.num_stages, weights)
 
 
 class _Recorder:
@@ -432,19 +436,21 @@ def test_contrast_index_hook_checks_bank_size_and_sets_epochs():
             self.dataset = dataset
 
     indexed = Indexed(range(12))
+    rows = [10]
     runner = SimpleNamespace(
-        model=SimpleNamespace(contrast_loss=SimpleNamespace(num_samples=10)),
+        model=SimpleNamespace(bank_rows=lambda: rows[0]),
         train_dataloader=SimpleNamespace(dataset=Wrapper(indexed)),
         epoch=3)
     hook = ContrastIndexHook()
     with pytest.raises(ValueError, match='num_samples=10.*12 items'):
         hook.before_train(runner)
-    runner.model.contrast_loss.num_samples = 12
+    rows[0] = 12
     hook.before_train(runner)
     hook.before_train_epoch(runner)
     assert indexed.epoch == 3
     # no banks, no indexed dataset: nothing to do
-    hook.before_train(SimpleNamespace(model=SimpleNamespace()))
+    hook.before_train(
+        SimpleNamespace(model=SimpleNamespace(bank_rows=lambda: None)))
     hook.before_train_epoch(
         SimpleNamespace(train_dataloader=SimpleNamespace(dataset=[]),
                         epoch=0))

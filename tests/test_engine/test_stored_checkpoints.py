@@ -13,11 +13,15 @@ must bring them in). They were written by::
 The resume checks do not depend on key names: every stored tensor
 (weights, statistics, optimizer states) must come back, and the resumed
 epoch must compute the stored losses (mmengine's resume loads non-strictly:
-a renamed key would leave a fresh weight silently). Each exported backbone
+a renamed key would leave a fresh weight silently). The one exception is
+the loss-weight ramp's t (``loss_ramps.N.progress``, ONE), which the ramp
+now reads from the runner's MessageHub: it must equal the epoch before the
+resumed one. Each exported backbone
 must hold the member's (peer's) tensors as the stored file lays them out.
 """
 import copy
 import json
+import re
 import shutil
 import tempfile
 from collections import Counter
@@ -35,6 +39,7 @@ from mmmcl.utils import load_from_local
 
 REPO = Path(__file__).resolve().parents[2]
 STORED = REPO / 'tests/data/checkpoints'
+RAMP_T = re.compile(r'loss_ramps\.\d+\.progress')
 LOSSES = STORED / 'epoch_2_losses.json'
 CONFIGS = dict(
     lmcl=REPO / 'configs/lmcl/lmcl_resnet20x2_1xb100-15e_mnist5k.py',
@@ -130,7 +135,11 @@ def test_resumes(method, tmp_path):
     runner.train()
 
     assert snapshot.progress == (1, 3)
-    assert contents(snapshot.state) == contents(checkpoint['state_dict'])
+    state = checkpoint['state_dict']
+    ramp_t = [state.pop(k) for k in list(state) if RAMP_T.fullmatch(k)]
+    assert len(ramp_t) == (method == 'one')
+    assert all(float(t) == snapshot.progress[0] - 1 for t in ramp_t)
+    assert contents(snapshot.state) == contents(state)
     assert contents(snapshot.optimizer) == contents(checkpoint['optimizer'])
     assert hyperparameters(snapshot.optimizer) == hyperparameters(
         checkpoint['optimizer'])

@@ -1,14 +1,17 @@
 import copy
+import uuid
 
 import pytest
 import torch
 import torch.nn.functional as F
+from mmengine.logging import MessageHub
 from mmengine.optim import build_optim_wrapper
 from mmengine.registry import DefaultScope
 from mmpretrain.structures import DataSample
 
 from mmmcl.models.utils import cohort_blocks
 from mmmcl.registry import MODELS
+from mmmcl.testing import train_progress
 
 NUM_CLASSES = 4
 
@@ -226,8 +229,8 @@ def test_meta_step_leaves_theta_and_optimizer_untouched():
     inputs, samples = batch()
     data = dict(inputs=list((inputs * 40 + 128).clamp(0, 255).byte()),
                 data_samples=samples)
-    model.train_iter = 1  # normal step only: fills the optimizer state
-    model.train_step(data, wrappers)
+    with train_progress(batch_idx=1):  # normal step: the optimizer state
+        model.train_step(data, wrappers)
     theta = {n: p.clone() for n, p in model.named_parameters()
              if not n.startswith('meta_net.')}
     buffers = {n: b.clone() for n, b in model.named_buffers()}
@@ -261,12 +264,14 @@ def test_train_step_runs_meta_step_on_schedule():
     inputs, samples = batch()
     data = dict(inputs=list((inputs * 40 + 128).clamp(0, 255).byte()),
                 data_samples=samples)
+    # a new current MessageHub: nothing published
+    MessageHub.get_instance(f'meta_schedule_{uuid.uuid4().hex[:8]}')
     with pytest.raises(RuntimeError, match='CohortProgressHook'):
         model.train_step(data, wrappers)
-    model.train_iter = 3  # interval 2: no meta step
-    assert 'meta/lr' not in model.train_step(data, wrappers)
-    model.train_iter = 4
-    assert 'meta/lr' in model.train_step(data, wrappers)
+    with train_progress(batch_idx=3):  # interval 2: no meta step
+        assert 'meta/lr' not in model.train_step(data, wrappers)
+    with train_progress(batch_idx=4):
+        assert 'meta/lr' in model.train_step(data, wrappers)
 
 
 def test_memory_bank_cohort_updates_banks_after_the_step():
@@ -291,8 +296,8 @@ def test_memory_bank_cohort_updates_banks_after_the_step():
         processed = model.data_preprocessor(dict(data), True)
         finals = [e[-1] for e in model.cohort_forward(
             processed['inputs'])['embeddings']]
-    model.train_iter = 0  # the meta step runs too
-    log_vars = model.train_step(data, wrappers)
+    with train_progress(batch_idx=0):  # the meta step runs too
+        log_vars = model.train_step(data, wrappers)
     assert 'meta/lr' in log_vars and 'loss_vcl' in log_vars
     for bank, before, final in zip(model.contrast_loss.banks, banks, finals):
         expected = F.normalize(0.5 * before[:8] + 0.5 * final, dim=1)

@@ -27,6 +27,7 @@ from mmengine.registry import DefaultScope
 from mmpretrain.structures import DataSample
 
 from mmmcl.registry import MODELS
+from mmmcl.testing import train_progress
 from mmmcl.testing.lmcl_bank_reference import ReferenceLMCLBank
 from test_cohort_distiller import optim_wrappers  # noqa: I100
 from test_lmcl_reference_step import (NUM_CLASSES,  # noqa: I100
@@ -83,9 +84,9 @@ def test_normal_step_with_banks_equals_the_reference():
     reference_model = copy.deepcopy(model)
     optim = optim_wrappers(model, lr=LR, weight_decay=WD)
     inputs, labels, samples, rows = batch()
-    model.train_iter = 1  # the meta step is not due
-    log_vars = model.train_step(dict(inputs=inputs, data_samples=samples),
-                                optim)
+    with train_progress(batch_idx=1):  # the meta step is not due
+        log_vars = model.train_step(
+            dict(inputs=inputs, data_samples=samples), optim)
     assert 'meta/lr' not in log_vars and 'loss_vcl' in log_vars
     reference = ReferenceLMCLBank(reference_model, lr=LR, weight_decay=WD,
                                   neg_k=NEGATIVES)
@@ -120,8 +121,8 @@ def test_own_bank_departs_from_the_reference():
     reference_model = copy.deepcopy(model)
     optim = optim_wrappers(model, lr=LR, weight_decay=WD)
     inputs, labels, samples, rows = batch()
-    model.train_iter = 1
-    model.train_step(dict(inputs=inputs, data_samples=samples), optim)
+    with train_progress(batch_idx=1):
+        model.train_step(dict(inputs=inputs, data_samples=samples), optim)
     ReferenceLMCLBank(reference_model, lr=LR, weight_decay=WD,
                       neg_k=NEGATIVES).train_batch(inputs, labels,
                                                    rows[:, :2], rows[:, 2:])
@@ -138,9 +139,9 @@ def run_meta_step(times: int, virtual_buffers: str):
     reference_model = copy.deepcopy(model)
     optim = optim_wrappers(model, lr=LR, weight_decay=WD)
     inputs, labels, samples, rows = batch()
-    model.train_iter = 0
-    log_vars = model.train_step(dict(inputs=inputs, data_samples=samples),
-                                optim)
+    with train_progress(batch_idx=0):
+        log_vars = model.train_step(
+            dict(inputs=inputs, data_samples=samples), optim)
     assert 'meta/lr' in log_vars
     reference = ReferenceLMCLBank(reference_model, lr=LR, weight_decay=WD,
                                   neg_k=NEGATIVES, times=times)

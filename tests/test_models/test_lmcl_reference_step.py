@@ -21,6 +21,7 @@ from mmengine.registry import DefaultScope
 from mmpretrain.structures import DataSample
 
 from mmmcl.registry import MODELS
+from mmmcl.testing import train_progress
 from mmmcl.testing.lmcl_reference import ReferenceLMCL
 from test_cohort_distiller import optim_wrappers  # noqa: I100
 
@@ -80,8 +81,8 @@ def run_both(switches: dict):
     reference_model = copy.deepcopy(model)
     optim = optim_wrappers(model, lr=LR, weight_decay=WD)
     inputs, labels, samples = batch()
-    model.train_iter = 0  # the meta step is due, as at batch_idx 0
-    model.train_step(dict(inputs=inputs, data_samples=samples), optim)
+    with train_progress(batch_idx=0):  # the meta step is due
+        model.train_step(dict(inputs=inputs, data_samples=samples), optim)
     reference = ReferenceLMCL(reference_model, lr=LR, weight_decay=WD,
                               times=2, meta_freq=50)
     reference.train_batch(0, inputs, labels)

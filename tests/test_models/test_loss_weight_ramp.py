@@ -1,8 +1,9 @@
-"""LossWeightRamp: the factor's formula, its effect on the distiller's
-terms and gradients, the hook that drives it, config errors."""
+"""LossWeightRamp: the factor's formula at the MessageHub's epoch or
+iteration, its effect on the distiller's terms and gradients, old state
+dicts, config errors."""
 import copy
 import math
-from types import SimpleNamespace
+from collections import OrderedDict
 
 import pytest
 import torch
@@ -10,9 +11,9 @@ from mmengine.optim import build_optim_wrapper
 from mmengine.registry import DefaultScope
 from mmpretrain.structures import DataSample
 
-from mmmcl.engine.hooks import CohortProgressHook
 from mmmcl.models.losses import LossWeightRamp
 from mmmcl.registry import MODELS
+from mmmcl.testing import train_progress
 
 NUM_CLASSES = 4
 RESNET8 = dict(
@@ -60,26 +61,28 @@ def batch(size=8):
 @pytest.mark.parametrize('t', [0, 1, 20, 40, 79, 80, 81, 300])
 def test_sigmoid_by_epoch_matches_formula(t):
     ramp = LossWeightRamp('sigmoid', length=80, by_epoch=True)
-    ramp.set_progress(epoch=t, iteration=1000 * t + 7)
     expected = math.exp(-5 * (1 - min(t, 80) / 80)**2)
-    assert ramp.factor == pytest.approx(expected, rel=1e-12)
-    assert float(ramp.progress) == t
+    with train_progress(epoch=t, iteration=1000 * t + 7):
+        assert ramp.factor == pytest.approx(expected, rel=1e-12)
 
 
 @pytest.mark.parametrize('it', [0, 3, 25, 50, 99])
 def test_linear_by_iteration_matches_formula(it):
     ramp = LossWeightRamp('linear', length=50, by_epoch=False)
-    ramp.set_progress(epoch=1, iteration=it)
-    assert ramp.factor == pytest.approx(min(it, 50) / 50, rel=1e-12)
+    with train_progress(epoch=1, iteration=it):
+        assert ramp.factor == pytest.approx(min(it, 50) / 50, rel=1e-12)
 
 
-def test_state_dict_restores_the_factor():
+def test_old_state_dict_loads_and_t_is_the_message_hubs():
+    """Version 1 kept t in a buffer ``progress``: its state dicts load
+    strictly; t is the MessageHub's, not the stored one."""
     ramp = LossWeightRamp('sigmoid', length=10)
-    ramp.set_progress(epoch=4, iteration=0)
-    fresh = LossWeightRamp('sigmoid', length=10)
-    assert fresh.factor != ramp.factor
-    fresh.load_state_dict(ramp.state_dict())
-    assert fresh.factor == ramp.factor == pytest.approx(math.exp(-5 * .36))
+    assert ramp.state_dict() == {}
+    old = OrderedDict(progress=torch.tensor(9., dtype=torch.float64))
+    old._metadata = {'': dict(version=1)}
+    ramp.load_state_dict(old)
+    with train_progress(epoch=4):
+        assert ramp.factor == pytest.approx(math.exp(-5 * .36))
 
 
 def test_bad_ramps_fail_naming_the_field():
@@ -108,8 +111,10 @@ def test_ramp_scales_each_term_and_its_gradient():
     inputs, samples = batch()
 
     def terms_and_grads(iteration):
-        model.set_train_progress(0, 0, iteration)
-        losses = model(inputs, samples, mode='loss')
+        with train_progress(iteration=iteration):
+            losses = model(inputs, samples, mode='loss')
+            assert model.ramp_factor('soft_icl') == pytest.approx(
+                iteration / 10)
         grads = {
             k: torch.autograd.grad(v, params, retain_graph=True,
                                    allow_unused=True)
@@ -119,7 +124,6 @@ def test_ramp_scales_each_term_and_its_gradient():
 
     full, full_grads = terms_and_grads(10)  # factor 1
     ramped, ramped_grads = terms_and_grads(3)  # factor 0.3
-    assert model.ramp_factor('soft_icl') == pytest.approx(0.3)
     assert set(full) >= set(RAMPED)
     for key in full:
         f = 0.3 if key in RAMPED else 1.
@@ -142,18 +146,16 @@ def test_per_term_ramps_and_logged_factors():
              terms=('soft_vcl', 'soft_icl')),
         dict(type='LossWeightRamp', shape='linear', length=8, terms='kd'),
     ]).float()
-    CohortProgressHook().before_train_iter(
-        SimpleNamespace(model=model, epoch=2, iter=17), batch_idx=3)
-    assert model.train_iter == 3
     expected = dict(soft_vcl=math.exp(-5 * .25), soft_icl=math.exp(-5 * .25),
                     kd=2 / 8, vcl=1., icl=1.)
-    for term, factor in expected.items():
-        assert model.ramp_factor(term) == pytest.approx(factor)
     wrapper = build_optim_wrapper(
         model, dict(optimizer=dict(type='SGD', lr=0.)))
     inputs, samples = batch()
-    log_vars = model.train_step(
-        dict(inputs=list(inputs.float()), data_samples=samples), wrapper)
+    with train_progress(batch_idx=3, epoch=2, iteration=17):
+        for term, factor in expected.items():
+            assert model.ramp_factor(term) == pytest.approx(factor)
+        log_vars = model.train_step(
+            dict(inputs=list(inputs.float()), data_samples=samples), wrapper)
     assert {k: pytest.approx(float(v)) for k, v in log_vars.items()
             if k.startswith('ramp/')} == {
                 f'ramp/{k}': pytest.approx(v) for k, v in expected.items()

@@ -14,6 +14,7 @@ from mmengine.registry import DefaultScope
 from mmpretrain.structures import DataSample
 
 from mmmcl.registry import MODELS
+from mmmcl.testing import train_progress
 
 RESNET8 = dict(
     type='mmpretrain.ImageClassifier',
@@ -132,9 +133,9 @@ def test_amp_train_step_with_the_meta_step(monkeypatch):
     conv = model.members[0].backbone.stem[0]
     conv.register_forward_hook(lambda m, i, out: dtypes.append(out.dtype))
     theta_before = {n: p.clone() for n, p in model.named_parameters()}
-    model.train_iter = reference.train_iter = 0  # the meta step is due
-    log = model.train_step(data(), scaled)
-    ref_log = reference.train_step(data(), unscaled)
+    with train_progress(batch_idx=0):  # the meta step is due
+        log = model.train_step(data(), scaled)
+        ref_log = reference.train_step(data(), unscaled)
 
     assert dtypes[0] == torch.bfloat16  # the normal step ran under autocast
     assert dtypes[-1] == torch.float32  # the meta step's outer CE did not

@@ -20,6 +20,7 @@ from torch import Tensor
 from mmmcl.models.distillers import OnlineKDDistiller
 from mmmcl.registry import MODELS
 from mmmcl.testing import online_kd_reference as ref
+from mmmcl.testing import train_progress
 from mmmcl.utils import register_all_modules
 
 CONFIGS = Path(__file__).resolve().parents[2] / 'configs'
@@ -40,16 +41,21 @@ def float64():
     torch.set_default_dtype(default)
 
 
+@pytest.fixture(autouse=True)
+def at_epoch():
+    """The loop at epoch ``EPOCH``, which the ramps read."""
+    with train_progress(epoch=EPOCH):
+        yield
+
+
 def build(config: str, options: Optional[dict] = None) -> OnlineKDDistiller:
     """The config's model (after ``options``, as ``--cfg-options`` gives
-    them) in train mode, at epoch ``EPOCH``."""
+    them) in train mode."""
     cfg = Config.fromfile(CONFIGS / config)
     cfg.merge_from_dict(options or {})
     cfg.model.setdefault('data_preprocessor', cfg.data_preprocessor)
     torch.manual_seed(0)
-    model = MODELS.build(cfg.model).train()
-    model.set_train_progress(0, EPOCH, 0)
-    return model
+    return MODELS.build(cfg.model).train()
 
 
 def batch(num_views: int = 0

@@ -24,9 +24,10 @@ from mmengine.registry import DefaultScope
 from torch import Tensor
 
 from mmmcl.testing import online_kd_reference as ref
-# float64: that file's autouse fixture (float64 by default), active here
-from test_online_kd_losses import (CONFIGS, RAMP, batch,  # noqa: I100,F401
-                                   build, float64)
+# that file's autouse fixtures, active here: float64 by default, the loop
+# at epoch 50
+from test_online_kd_losses import (CONFIGS, RAMP, at_epoch,  # noqa: I100,F401
+                                   batch, build, float64)
 
 
 def sgd(params, weight_decay: float, nesterov: bool) -> torch.optim.SGD:

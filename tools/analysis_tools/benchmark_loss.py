@@ -40,7 +40,8 @@ from torch.profiler import ProfilerActivity, profile
 from mmmcl.models.losses import InBatchContrastLoss, MemoryBankContrastLoss
 from mmmcl.models.utils import cohort_blocks
 from mmmcl.registry import MODELS
-from mmmcl.testing import naive_bank_block, naive_inbatch_contrast
+from mmmcl.testing import (naive_bank_block, naive_inbatch_contrast,
+                           train_progress)
 from mmmcl.utils.provenance import write_result
 from mmmcl.utils.result_table import machine_note, markdown_table
 
@@ -288,14 +289,18 @@ def train_step_fn(config: str, data: dict, device: torch.device,
                   meta_due: Optional[bool] = None) -> Callable[[], object]:
     """``model.train_step`` of :func:`build_model`'s model.
 
-    ``meta_due``: True runs the L-MCL meta step at every step (train_iter 0,
-    interval 1), False never (train_iter 1, interval 10**9).
+    ``meta_due``: True runs the L-MCL meta step at every step (batch index
+    0, interval 1), False never (batch index 1, interval 10**9).
     """
     model, optim_wrapper = build_model(config, device, single)
     if meta_due is not None:
-        model.train_iter = 0 if meta_due else 1
         model.meta_step.interval = 1 if meta_due else 10**9
-    return lambda: model.train_step(data, optim_wrapper)
+
+    def step() -> object:
+        with train_progress(batch_idx=0 if meta_due else 1):
+            return model.train_step(data, optim_wrapper)
+
+    return step
 
 
 def meta_step_fn(config: str, data: dict,

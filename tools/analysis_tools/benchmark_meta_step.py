@@ -29,6 +29,7 @@ import torch
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 from benchmark_loss import ROOT, build_model, make_batch  # noqa: E402
 
+from mmmcl.testing import train_progress  # noqa: E402
 from mmmcl.utils.provenance import write_result  # noqa: E402
 from mmmcl.utils.result_table import machine_note, markdown_table  # noqa
 
@@ -78,9 +79,9 @@ def measure(config: str, implementation: str, virtual_steps: int,
     model, optim_wrapper = build_model(config, device)
     model.meta_step.virtual_steps = virtual_steps
     batch = make_batch(batch_size, num_classes=model.num_classes)
-    model.train_iter = 1  # normal step only
     start = time.perf_counter()
-    model.train_step(batch, optim_wrapper)
+    with train_progress(batch_idx=1):  # normal step only
+        model.train_step(batch, optim_wrapper)
     normal_s = time.perf_counter() - start
     data = model.data_preprocessor(batch, True)
     labels = torch.cat([s.gt_label for s in data['data_samples']]).to(device)

@@ -23,6 +23,7 @@ import torch
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 from benchmark_loss import ROOT, build_model, make_batch  # noqa: E402
 
+from mmmcl.testing import train_progress  # noqa: E402
 from mmmcl.utils.provenance import write_result  # noqa: E402
 from mmmcl.utils.result_table import machine_note, markdown_table  # noqa
 
@@ -37,8 +38,8 @@ def measure(config: str, batch_size: int) -> dict:
     torch.manual_seed(0)
     model, optim_wrapper = build_model(config, torch.device('cpu'))
     batch = make_batch(batch_size, num_classes=model.num_classes)
-    model.train_iter = 1  # normal step only
-    model.train_step(batch, optim_wrapper)
+    with train_progress(batch_idx=1):  # normal step only
+        model.train_step(batch, optim_wrapper)
     model.double()
     data = model.data_preprocessor(batch, True)
     inputs = data['inputs'].double()

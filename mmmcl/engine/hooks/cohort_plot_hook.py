@@ -8,8 +8,8 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 from mmengine.dist import is_main_process
 from mmengine.hooks import Hook
-from mmengine.model import is_model_wrapper
 
+from mmmcl.models.distillers import MatchingWeightsModel, require
 from mmmcl.models.utils import cohort_blocks, group_offsets
 from mmmcl.registry import HOOKS
 
@@ -68,9 +68,10 @@ class CohortPlotHook(Hook):
       ``val/*accuracy/top1`` metrics per validation when there are any.
     - ``matching_weights``: mean weight w of every block (i, k, j, z) since
       the previous image (rows net i / stage k, columns net j / stage z,
-      stages counted from 1; same-net cells blank). Only for a model with a
-      meta-network (``model.meta_net``, L-MCL); the numbers of the last
-      heatmap are also written to ``<work_dir>/matching_weights.json``.
+      stages counted from 1; same-net cells blank). Only when the model
+      reports them (:class:`~mmmcl.models.distillers.MatchingWeightsModel`:
+      a cohort with a meta-network, L-MCL); the numbers of the last heatmap
+      are also written to ``<work_dir>/matching_weights.json``.
 
     Nothing is drawn before a loss has been logged.
 
@@ -85,6 +86,10 @@ class CohortPlotHook(Hook):
     def __init__(self, interval: int = 1, by_epoch: bool = True) -> None:
         self.interval = interval
         self.by_epoch = by_epoch
+
+    def before_train(self, runner) -> None:
+        """Refuse a model without the interface before the first plot."""
+        require(runner.model, MatchingWeightsModel, 'CohortPlotHook')
 
     def after_train_epoch(self, runner) -> None:
         if self.by_epoch and self.interval > 0 and self.every_n_epochs(
@@ -106,20 +111,17 @@ class CohortPlotHook(Hook):
     def plot(self, runner, step: int) -> None:
         """Draw both images now (the heatmap only if there are new
         weights) and, with them, write ``matching_weights.json``."""
-        model = runner.model.module if is_model_wrapper(
-            runner.model) else runner.model
-        weights = None
-        if getattr(model, 'meta_net', None) is not None:
-            # Called on every rank: it also starts the next running mean.
-            weights = model.mean_matching_weights()
+        # on every rank: the call also starts the next running mean
+        weights = require(runner.model, MatchingWeightsModel,
+                          'CohortPlotHook').mean_matching_weights()
         if not is_main_process():
             return
         loss_image = self.loss_curves(runner.message_hub.log_scalars)
         if loss_image is not None:
             runner.visualizer.add_image('loss_curves', loss_image, step=step)
         if weights is not None:
-            image, record = self.matching_weights(model.num_stages,
-                                                  weights.tolist())
+            image, record = self.matching_weights(weights.num_stages,
+                                                  weights.weights.tolist())
             runner.visualizer.add_image('matching_weights', image, step=step)
             record.update(step=step, by_epoch=self.by_epoch)
             with open(osp.join(runner.work_dir, 'matching_weights.json'),

@@ -1,23 +1,23 @@
 from typing import Optional
 
 from mmengine.hooks import Hook
-from mmengine.model import is_model_wrapper
 
+from mmmcl.models.utils import BATCH_IDX
 from mmmcl.registry import HOOKS
 
 
 @HOOKS.register_module()
 class CohortProgressHook(Hook):
-    """Tells a cohort distiller where the training loop is.
+    """Publishes the meta step's schedule index in the MessageHub.
 
-    Before every training iteration it calls the model's
-    ``set_train_progress(batch_idx, epoch, iteration)``: the meta step runs
-    when the index it uses (the index within the epoch for an epoch-based
-    loop, the reference's schedule, so also at every epoch's first
-    iteration; the global iteration for an iteration-based loop) is a
-    multiple of ``model.meta.interval``, and the loss-weight ramps
-    (``model.loss_ramp``) read the epoch or the iteration. All three come
-    back exactly on resume. Models without the method are left alone.
+    Before every training iteration it sets ``batch_idx``
+    (:data:`~mmmcl.models.utils.BATCH_IDX`) to the loop's batch index: the
+    index within the epoch for an epoch-based loop (the reference's
+    schedule, so the meta step also runs at every epoch's first iteration),
+    the global iteration for an iteration-based loop. The meta step runs
+    when it is a multiple of ``model.meta.interval``. The loss-weight ramps
+    (``model.loss_ramp``) read the epoch or the iteration that MMEngine's
+    ``RuntimeInfoHook`` publishes. All three come back exactly on resume.
     """
 
     priority = 'NORMAL'
@@ -26,8 +26,4 @@ class CohortProgressHook(Hook):
                           runner,
                           batch_idx: int,
                           data_batch: Optional[dict] = None) -> None:
-        model = runner.model.module if is_model_wrapper(
-            runner.model) else runner.model
-        set_progress = getattr(model, 'set_train_progress', None)
-        if set_progress is not None:
-            set_progress(batch_idx, runner.epoch, runner.iter)
+        runner.message_hub.update_info(BATCH_IDX, batch_idx)

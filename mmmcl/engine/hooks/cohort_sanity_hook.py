@@ -4,8 +4,8 @@ from typing import Dict, Optional
 import numpy as np
 from mmengine.hooks import Hook
 from mmengine.logging import MMLogger
-from mmengine.model import is_model_wrapper
 
+from mmmcl.models.distillers import NumClassesModel, require
 from mmmcl.registry import HOOKS
 
 MEMBER_TOP1 = re.compile(r'(^|/)member\d+/accuracy/top1$')
@@ -20,7 +20,8 @@ class CohortSanityHook(Hook):
       zero loss weight, a term without positives).
     - From the ``min_val_runs``-th validation on: a member's top-1
       (``member{m}/accuracy/top1``, in %) is at chance, at most
-      ``100 / num_classes + margin`` (``model.num_classes``).
+      ``100 / num_classes + margin`` (``model.num_classes``,
+      :class:`~mmmcl.models.distillers.NumClassesModel`).
 
     Warnings only (``MMLogger``): the run goes on.
 
@@ -60,13 +61,10 @@ class CohortSanityHook(Hook):
     def after_val_epoch(self,
                         runner,
                         metrics: Optional[Dict[str, float]] = None) -> None:
+        num_classes = require(runner.model, NumClassesModel,
+                              'CohortSanityHook').num_classes
         self._val_runs += 1
         if self._val_runs < self.min_val_runs or not metrics:
-            return
-        model = runner.model.module if is_model_wrapper(
-            runner.model) else runner.model
-        num_classes = getattr(model, 'num_classes', None)
-        if num_classes is None:
             return
         chance = 100 / num_classes
         for key, value in metrics.items():

@@ -1,6 +1,6 @@
 from mmengine.hooks import Hook
-from mmengine.model import is_model_wrapper
 
+from mmmcl.models.distillers import BankRowsModel, require
 from mmmcl.registry import HOOKS
 
 
@@ -8,22 +8,21 @@ from mmmcl.registry import HOOKS
 class ContrastIndexHook(Hook):
     """The data side of the memory-bank recipe.
 
-    Before training, when the model's contrast loss has memory banks, it
-    checks that they have one row per training item. Before each epoch it
-    passes the epoch to the training set's ``set_epoch``
-    (:class:`mmmcl.datasets.ContrastIndexDataset`, at any depth of dataset
-    wrappers), so the negatives change every epoch and come back exactly on
-    resume. Without banks or such a dataset it does nothing, so it can stay
-    in every runtime config.
+    Before training it checks that the model's memory banks
+    (:class:`~mmmcl.models.distillers.BankRowsModel`) have one row per
+    training item. Before each epoch it passes the epoch to the training
+    set's ``set_epoch`` (:class:`mmmcl.datasets.ContrastIndexDataset`, at
+    any depth of dataset wrappers), so the negatives change every epoch and
+    come back exactly on resume. A model without banks and a training set
+    without ``set_epoch`` leave it idle, so it stays in every cohort
+    runtime config.
     """
 
     priority = 'NORMAL'
 
     def before_train(self, runner) -> None:
-        model = runner.model.module if is_model_wrapper(
-            runner.model) else runner.model
-        num_samples = getattr(
-            getattr(model, 'contrast_loss', None), 'num_samples', None)
+        num_samples = require(runner.model, BankRowsModel,
+                              'ContrastIndexHook').bank_rows()
         if num_samples is None:
             return
         length = len(runner.train_dataloader.dataset)

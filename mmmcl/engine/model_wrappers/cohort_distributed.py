@@ -7,19 +7,16 @@ from mmengine.model import MMDistributedDataParallel
 from mmengine.optim import OptimWrapper, OptimWrapperDict
 from torch.nn.parallel import DistributedDataParallel
 
-from mmmcl.models.distillers import CohortDistiller, OnlineKDDistiller
+from mmmcl.models.distillers import DistributedStepModel, require
 from mmmcl.registry import MODEL_WRAPPERS
-
-#: Left out of DDP: the meta-network, which the normal forward does not
-#: differentiate (its hypergradient is all-reduced by the meta step), and
-#: the memory banks, updated from all ranks' embeddings on every rank.
-IGNORED_PARAMETERS = 'meta_net.'
-IGNORED_BUFFERS = 'contrast_loss.'
 
 
 @MODEL_WRAPPERS.register_module()
 class CohortDistributedDataParallel(MMDistributedDataParallel):
-    """DDP for a :class:`~mmmcl.models.CohortDistiller`.
+    """DDP for a model that runs its own train step: a
+    :class:`~mmmcl.models.CohortDistiller` or an
+    :class:`~mmmcl.models.OnlineKDDistiller`
+    (:class:`~mmmcl.models.distillers.DistributedStepModel`).
 
     ``train_step`` runs the distiller's own step (normal update, bank
     update, meta step) with the loss forward through DDP, so the gradients
@@ -30,12 +27,12 @@ class CohortDistributedDataParallel(MMDistributedDataParallel):
     Batch-split-dependent layers (BatchNorm) are the exception; see SyncBN
     below.
 
-    The meta-network's parameters and the memory banks
-    (``contrast_loss.bank*``) are ignored by DDP: no unused parameters (so
-    no ``find_unused_parameters``) and no broadcast of the banks at every
-    forward. Both are broadcast from rank 0 once, here, and then stay equal
-    on all ranks by construction. On CPU the ``device_ids`` that
-    ``Runner.wrap_model`` passes are dropped (torch wants None there).
+    DDP ignores what the model's ``ddp_ignored_names()`` lists, for a
+    cohort the meta-network's parameters and the memory banks: no unused
+    parameters (so no ``find_unused_parameters``) and no broadcast of the
+    banks at every forward. They are broadcast from rank 0 once, here, and
+    then stay equal on all ranks by construction. On CPU the ``device_ids``
+    that ``Runner.wrap_model`` passes are dropped (torch wants None there).
     ``val_step`` and ``test_step`` are MMEngine's.
 
     Use it in a config with::
@@ -61,26 +58,26 @@ class CohortDistributedDataParallel(MMDistributedDataParallel):
     the members' backbones (``tests/test_engine/test_ddp.py``).
 
     Args:
-        module (CohortDistiller): The cohort to wrap.
+        module (DistributedStepModel): The distiller to wrap.
         detect_anomalous_params (bool): Not supported (the meta-network is
             never in the normal step's graph). Defaults to False.
     """
 
     def __init__(self,
-                 module: CohortDistiller,
+                 module: DistributedStepModel,
                  detect_anomalous_params: bool = False,
                  **kwargs) -> None:
-        if not isinstance(module, (CohortDistiller, OnlineKDDistiller)):
-            raise TypeError('CohortDistributedDataParallel wraps a '
-                            'CohortDistiller or an OnlineKDDistiller, got '
-                            f'{type(module).__name__}: '
-                            "use model_wrapper_cfg=dict(type='MMDistributed"
-                            "DataParallel') for other models.")
+        require(
+            module, DistributedStepModel, 'CohortDistributedDataParallel',
+            fix="or use model_wrapper_cfg=dict(type='MMDistributedData"
+            "Parallel') for other models")
         if detect_anomalous_params:
             raise ValueError('CohortDistributedDataParallel does not support '
                              '`detect_anomalous_params`: the meta-network '
                              'never enters the normal step\'s loss graph.')
-        ignored = self._ignored_names(module)
+        ignored = sorted(
+            set(getattr(module, '_ddp_params_and_buffers_to_ignore', ()))
+            | set(module.ddp_ignored_names()))
         DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(
             module, ignored)
         if all(p.device.type == 'cpu' for p in module.parameters()):
@@ -89,15 +86,6 @@ class CohortDistributedDataParallel(MMDistributedDataParallel):
         super().__init__(module=module, **kwargs)
         if kwargs.get('init_sync', True):
             self._broadcast_from_rank0(ignored)
-
-    @staticmethod
-    def _ignored_names(module: CohortDistiller) -> List[str]:
-        names = set(getattr(module, '_ddp_params_and_buffers_to_ignore', ()))
-        names.update(n for n, _ in module.named_parameters()
-                     if n.startswith(IGNORED_PARAMETERS))
-        names.update(n for n, _ in module.named_buffers()
-                     if n.startswith(IGNORED_BUFFERS))
-        return sorted(names)
 
     @torch.no_grad()
     def _broadcast_from_rank0(self, names: List[str]) -> None:

@@ -7,18 +7,21 @@ from mmengine.device import get_device
 from mmengine.dist import is_distributed
 from mmengine.logging import print_log
 
-from mmmcl.models.distillers import CohortDistiller, OnlineKDDistiller
+from mmmcl.models.distillers import DistributedStepModel
 from mmmcl.registry import MODEL_WRAPPERS, MODELS
 
 
 def prepare_distributed(cfg: Config) -> None:
     """Adjust ``cfg`` of a distributed run before the Runner is built.
 
-    - A cohort (:class:`CohortDistiller`) without ``model_wrapper_cfg`` gets
+    - A model that runs its own train step (its registered class is a
+      :class:`~mmmcl.models.distillers.DistributedStepModel`: mmmcl's
+      distillers) without ``model_wrapper_cfg`` gets
       ``dict(type='CohortDistributedDataParallel')``: MMEngine's default
-      wrapper would run its own train step, without the bank update and the
-      meta step. An mmmcl wrapper type is rewritten to its import path,
-      the only name of it that ``Runner.wrap_model`` finds.
+      wrapper would run its own train step, without the bank update, the
+      meta step or the temporal mean. An mmmcl wrapper type is rewritten to
+      its import path, the only name of it that ``Runner.wrap_model``
+      finds.
     - ``--launcher pytorch`` without CUDA (or another accelerator): MMEngine's
       ``init_dist`` would call ``torch.cuda.set_device``, and configs ask for
       NCCL. The backend becomes ``'gloo'`` (logged) and the process group is
@@ -38,7 +41,7 @@ def prepare_distributed(cfg: Config) -> None:
     if launcher == 'pytorch' and on_cpu and not is_distributed():
         _init_gloo(cfg)
     if cfg.get('model_wrapper_cfg') is None:
-        if _is_cohort(cfg.get('model')):
+        if _steps_itself(cfg.get('model')):
             cfg.model_wrapper_cfg = dict(type='CohortDistributedDataParallel')
         elif on_cpu:
             cfg.model_wrapper_cfg = dict(
@@ -57,13 +60,15 @@ def prepare_distributed(cfg: Config) -> None:
             wrapper_cfg.type = f'{wrapper.__module__}.{wrapper.__name__}'
 
 
-def _is_cohort(model_cfg) -> bool:
+def _steps_itself(model_cfg) -> bool:
+    """Whether the registered class of ``model_cfg`` runs its own train
+    step under :class:`CohortDistributedDataParallel`."""
     model_type = model_cfg.get('type') if isinstance(model_cfg,
                                                      dict) else None
     if isinstance(model_type, str):
         model_type = MODELS.get(model_type)
     return isinstance(model_type, type) and issubclass(
-        model_type, (CohortDistiller, OnlineKDDistiller))
+        model_type, DistributedStepModel)
 
 
 def _init_gloo(cfg: Config) -> None:

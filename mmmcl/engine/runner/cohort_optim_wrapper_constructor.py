@@ -1,9 +1,9 @@
 import copy
 
 import torch.nn as nn
-from mmengine.model import is_model_wrapper
 from mmengine.optim import DefaultOptimWrapperConstructor, OptimWrapperDict
 
+from mmmcl.models.distillers import MetaModuleModel, require
 from mmmcl.registry import OPTIM_WRAPPER_CONSTRUCTORS
 
 
@@ -12,11 +12,12 @@ class CohortOptimWrapperConstructor:
     """Two optimizers for a cohort: theta and the meta-network phi.
 
     ``cohort`` optimizes every parameter but the meta-network's (members,
-    branches, embedding heads, aggregators); ``meta`` optimizes
-    ``model.meta_net`` of a model that has one (L-MCL) and is not used for
-    the others (MCL, DML, baselines), so one schedule config serves all
-    methods. Each entry is an ordinary optim wrapper config and may carry
-    its own ``paramwise_cfg``.
+    branches, embedding heads, aggregators); ``meta`` optimizes the
+    ``meta_module()`` of a model that has one (L-MCL,
+    :class:`~mmmcl.models.distillers.MetaModuleModel`) and is not used for
+    the others (MCL, DML, baselines, the online-KD zoo), so one schedule
+    config serves all methods. Each entry is an ordinary optim wrapper
+    config and may carry its own ``paramwise_cfg``.
 
     Example:
         >>> optim_wrapper = dict(
@@ -44,21 +45,29 @@ class CohortOptimWrapperConstructor:
         self.optim_wrapper_cfg = copy.deepcopy(optim_wrapper_cfg)
 
     def __call__(self, model: nn.Module) -> OptimWrapperDict:
-        if is_model_wrapper(model):
-            model = model.module
-        meta_net = getattr(model, 'meta_net', None)
-        if meta_net is not None and 'meta' not in self.optim_wrapper_cfg:
-            raise ValueError(
-                'The model has a meta-network (`model.meta`): give its '
-                'optimizer in `optim_wrapper.meta`.')
-        parts = dict(
-            cohort=nn.ModuleDict({
-                name: child
-                for name, child in model.named_children()
-                if name != 'meta_net'
-            }))
-        if meta_net is not None:
-            parts['meta'] = meta_net
+        model = require(
+            model, MetaModuleModel, 'CohortOptimWrapperConstructor',
+            fix='or give other models a plain '
+            '`optim_wrapper=dict(optimizer=...)`')
+        meta = model.meta_module()
+        children = dict(model.named_children())
+        if meta is not None:
+            if 'meta' not in self.optim_wrapper_cfg:
+                raise ValueError(
+                    'The model has a meta-network (`model.meta`): give its '
+                    'optimizer in `optim_wrapper.meta`.')
+            if all(child is not meta for child in children.values()):
+                raise ValueError(
+                    f'{type(model).__name__}.meta_module() must return a '
+                    'direct child of the model (the `cohort` optimizer '
+                    f'takes the others), got a {type(meta).__name__} that '
+                    'is not one.')
+        parts = dict(cohort=nn.ModuleDict({
+            name: child
+            for name, child in children.items() if child is not meta
+        }))
+        if meta is not None:
+            parts['meta'] = meta
         wrappers = {}
         for name, module in parts.items():
             cfg = copy.deepcopy(self.optim_wrapper_cfg[name])

@@ -13,9 +13,11 @@ from torch.func import functional_call
 from mmmcl.registry import MODELS
 from ..heads import EmbeddingHead, LayerMatchingWeights, StageAggregator
 from ..losses import build_ramps
-from ..utils import check_head_init, gather_rows, pytorch_default_linear
+from ..utils import (BATCH_IDX, check_head_init, gather_rows, loop_progress,
+                     pytorch_default_linear)
 from .cohort_members import (build_branches, check_members, stage_positions,
                              with_num_classes)
+from .interfaces import ContrastLoss, MatchingWeights, require
 from .meta_step import MetaProblem, MetaStep, sgd_hyperparams
 
 LOGIT_KD_MODES = (None, 'aggregator', 'mean', 'mutual')
@@ -142,7 +144,10 @@ class CohortDistiller(BaseModel):
             StageAggregator(dims[0], len(dims)) for dims in feat_dims
         ) if logit_kd == 'aggregator' else None
         if contrast_loss is not None:
-            self.contrast_loss = MODELS.build(contrast_loss)
+            self.contrast_loss = require(
+                MODELS.build(contrast_loss), ContrastLoss,
+                'CohortDistiller (`model.contrast_loss`)',
+                fix='or use InBatchContrastLoss or MemoryBankContrastLoss')
             self.embed_heads = nn.ModuleList(
                 nn.ModuleList(EmbeddingHead(d, embed_dim) for d in dims)
                 for dims in feat_dims)
@@ -163,7 +168,6 @@ class CohortDistiller(BaseModel):
             self.meta_net = self.meta_step = None
         self.loss_ramps, self.ramp_of_term = build_ramps(
             loss_ramp, self.distill_terms)
-        self.train_iter: Optional[int] = None  # set_train_progress
         # Running sum of the batch-mean matching weights, (num_blocks, ), and
         # the number of batches in it; plain attributes, not in state_dict.
         self.matching_weight_sum: Optional[Tensor] = None
@@ -191,14 +195,6 @@ class CohortDistiller(BaseModel):
         """The current ramp-up factor of a distillation term (1 unramped)."""
         index = self.ramp_of_term.get(term)
         return 1. if index is None else self.loss_ramps[index].factor
-
-    def set_train_progress(self, batch_idx: int, epoch: int,
-                           iteration: int) -> None:
-        """Where the loop is, from :class:`CohortProgressHook`: the meta
-        step's schedule uses ``batch_idx``, the ramps epoch or iteration."""
-        self.train_iter = batch_idx
-        for ramp in self.loss_ramps:
-            ramp.set_progress(epoch, iteration)
 
     # ------------------------------------------------------------ forward
     def forward(self,
@@ -262,12 +258,15 @@ class CohortDistiller(BaseModel):
                     batch_mean = weights.mean(1)
                     if self.matching_weight_sum is None:
                         self.matching_weight_sum = torch.zeros_like(batch_mean)
+                        # a tensor: an int attribute would recompile a
+                        # compiled step at every batch
+                        self.matching_weight_count = batch_mean.new_zeros(())
                     self.matching_weight_sum += batch_mean
                     self.matching_weight_count += 1
             target = self.contrast_target(data_samples, labels)
             losses.update(
                 self.contrast_losses(out['embeddings'], target, weights))
-            if self._uses_banks:
+            if self.contrast_loss.uses_banks:
                 # applied by train_step after the backward
                 self._bank_update = ([e[-1].detach()
                                       for e in out['embeddings']],
@@ -286,14 +285,10 @@ class CohortDistiller(BaseModel):
                 losses[key] = loss_module(logit, labels)
         return losses
 
-    @property
-    def _uses_banks(self) -> bool:
-        return hasattr(self.contrast_loss, 'update_banks')
-
     def contrast_target(self, data_samples: list, labels: Tensor) -> Tensor:
         """What the contrast loss compares against: the labels (in-batch
         negatives) or each sample's bank rows ``contrast_idx`` (B, K + 2)."""
-        if not self._uses_banks:
+        if not self.contrast_loss.uses_banks:
             return labels
         if not all('contrast_idx' in s for s in data_samples):
             raise ValueError(
@@ -324,7 +319,7 @@ class CohortDistiller(BaseModel):
                 loss to read instead of its own (the meta step's carried
                 banks), by their names in it. Defaults to None.
         """
-        if not self._uses_banks and get_world_size() > 1:
+        if not self.contrast_loss.uses_banks and get_world_size() > 1:
             embeddings, target, weights = self.gather_batch(
                 embeddings, target, weights)
         args = (embeddings, target, weights)
@@ -412,23 +407,47 @@ class CohortDistiller(BaseModel):
     def _labels(data_samples: list, device) -> Tensor:
         return torch.cat([s.gt_label for s in data_samples]).to(device)
 
-    def mean_matching_weights(self) -> Optional[Tensor]:
+    # ---------------------------------------- interfaces (interfaces.py)
+    def mean_matching_weights(self) -> Optional[MatchingWeights]:
         """Mean layer-matching weight of every block since the last call.
 
         Each training batch (``loss``) adds its batch mean; this returns the
-        mean over those batches, ordered as
-        :func:`mmmcl.models.utils.cohort_blocks`, and starts a new mean.
+        mean over those batches and starts a new mean.
 
         Returns:
-            Tensor | None: Shape (num_blocks, ), on the CPU; None without a
-            meta-network or when no batch was seen since the last call.
+            MatchingWeights | None: None without a meta-network or when no
+            batch was seen since the last call.
         """
         if self.matching_weight_sum is None or self.matching_weight_count == 0:
             return None
-        mean = self.matching_weight_sum.cpu() / self.matching_weight_count
+        mean = (self.matching_weight_sum / self.matching_weight_count).cpu()
         self.matching_weight_sum = None
         self.matching_weight_count = 0
-        return mean
+        return MatchingWeights(self.num_stages, mean)
+
+    def meta_module(self) -> Optional[nn.Module]:
+        """The meta-network phi (``model.meta``), None without one."""
+        return self.meta_net
+
+    def bank_rows(self) -> Optional[int]:
+        """Rows of each memory bank, None with in-batch negatives."""
+        if self.contrast_loss is None or not self.contrast_loss.uses_banks:
+            return None
+        return self.contrast_loss.num_samples
+
+    def ddp_ignored_names(self) -> List[str]:
+        """The meta-network's parameters, which the loss forward does not
+        differentiate (the meta step all-reduces their hypergradient), and
+        the contrast loss's buffers (the banks, updated from every rank's
+        embeddings on every rank)."""
+        names = []
+        if self.meta_net is not None:
+            names += [f'meta_net.{n}' for n, _ in
+                      self.meta_net.named_parameters()]
+        if self.contrast_loss is not None:
+            names += [f'contrast_loss.{n}' for n, _ in
+                      self.contrast_loss.named_buffers()]
+        return names
 
     # --------------------------------------------------------------- train
     def train_step(self,
@@ -533,7 +552,7 @@ class CohortDistiller(BaseModel):
         # The reference's virtual steps write the banks (carried buffers):
         # the banks' names in the cohort -> in the contrast loss.
         bank_names = {}
-        if self._uses_banks and self.meta_step.carries_buffers:
+        if self.contrast_loss.uses_banks and self.meta_step.carries_buffers:
             name_in = {id(b): n for n, b in self.contrast_loss.named_buffers()}
             name = {id(b): n for n, b in self.named_buffers()}
             bank_names = {
@@ -570,12 +589,8 @@ class CohortDistiller(BaseModel):
                            classification, phi)
 
     def _meta_due(self) -> bool:
-        if self.train_iter is None:
-            raise RuntimeError(
-                '`model.meta` is set but the iteration index is unknown: '
-                "add default_hooks.cohort_progress=dict(type='CohortProgress"
-                "Hook') (configs/_base_/default_runtime.py does).")
-        return self.train_iter % self.meta_step.interval == 0
+        batch_idx = loop_progress(BATCH_IDX, 'The meta step (`model.meta`)')
+        return batch_idx % self.meta_step.interval == 0
 
     def optim_wrappers(
         self, optim_wrapper: Union[OptimWrapper, OptimWrapperDict]

@@ -226,17 +226,11 @@ class OnlineKDDistiller(BaseModel):
         if self.temporal_mean is not None:
             self.temporal_mean.module.load_state_dict(self.peers.state_dict())
 
-    # ------------------------------------------------------ progress
+    # ------------------------------------------------------ ramps
     def ramp_factor(self, term: str) -> float:
         """The current ramp-up factor of a distillation term (1 unramped)."""
         index = self.ramp_of_term.get(term)
         return 1. if index is None else self.loss_ramps[index].factor
-
-    def set_train_progress(self, batch_idx: int, epoch: int,
-                           iteration: int) -> None:
-        """Where the loop is, from :class:`CohortProgressHook`."""
-        for ramp in self.loss_ramps:
-            ramp.set_progress(epoch, iteration)
 
     # ------------------------------------------------------- forward
     def forward(self,
@@ -397,6 +391,23 @@ class OnlineKDDistiller(BaseModel):
             scores[name] = torch.stack(
                 [F.softmax(source.logits[p], dim=1) for p in peers]).mean(0)
         return scores
+
+    # ---------------------------------------- interfaces (interfaces.py)
+    def meta_module(self) -> None:
+        """None: no meta step."""
+        return None
+
+    def mean_matching_weights(self) -> None:
+        """None: no layer-matching weights."""
+        return None
+
+    def bank_rows(self) -> None:
+        """None: no memory banks."""
+        return None
+
+    def ddp_ignored_names(self) -> List[str]:
+        """None: DDP handles every parameter and buffer."""
+        return []
 
     # --------------------------------------------------------- train
     def optim_wrappers(

@@ -53,6 +53,10 @@ class InBatchContrastLoss(nn.Module):
             Defaults to True.
     """
 
+    #: The targets are the labels
+    #: (:class:`~mmmcl.models.distillers.ContrastLoss`).
+    uses_banks = False
+
     def __init__(self,
                  tau: float = 0.1,
                  kd_temperature: float = 3.0,

@@ -1,10 +1,10 @@
 import math
 from typing import Dict, Optional, Sequence, Tuple, Union
 
-import torch
 import torch.nn as nn
 
 from mmmcl.registry import MODELS
+from ..utils import EPOCH, ITER, loop_progress
 
 RAMP_SHAPES = ('sigmoid', 'linear')
 
@@ -18,11 +18,10 @@ class LossWeightRamp(nn.Module):
     - ``'linear'``: :math:`w(t) = \min(t, L) / L`.
 
     t is the epoch (``by_epoch=True``: one value per epoch, as the
-    references compute it) or the iteration; :math:`w = 1` for
-    :math:`L = 0`. The distiller multiplies each term in ``terms`` by
-    :attr:`factor`; :class:`~mmmcl.engine.hooks.CohortProgressHook` sets t
-    before every training iteration, from the loop's own (resumable)
-    counters, and t is kept in the state dict (``progress``).
+    references compute it) or the global iteration, read from the
+    MessageHub, where MMEngine's ``RuntimeInfoHook`` publishes the loop's
+    own (resumable) counters; :math:`w = 1` for :math:`L = 0`. The
+    distiller multiplies each term in ``terms`` by :attr:`factor`.
 
     Args:
         shape (str): ``'sigmoid'`` or ``'linear'``. Defaults to
@@ -33,6 +32,9 @@ class LossWeightRamp(nn.Module):
             ``('soft_vcl', 'soft_icl')`` or ``('kd', )``; None scales every
             distillation term of the model (never the CE terms).
     """
+
+    #: Version 1 kept t in a buffer ``progress``, which loading drops.
+    _version = 2
 
     def __init__(self,
                  shape: str = 'sigmoid',
@@ -53,29 +55,24 @@ class LossWeightRamp(nn.Module):
         self.by_epoch = by_epoch
         self.terms: Optional[Tuple[str, ...]] = \
             None if terms is None else tuple(terms)
-        self.register_buffer(
-            'progress', torch.zeros((), dtype=torch.float64))
-        self._t = 0.
-
-    def set_progress(self, epoch: int, iteration: int) -> None:
-        """Set t from the loop's epoch and global iteration."""
-        self._t = float(epoch if self.by_epoch else iteration)
-        self.progress.fill_(self._t)
 
     @property
     def factor(self) -> float:
-        """w(t) of the current t."""
+        """w(t) at the loop's current epoch or iteration."""
         if self.length == 0:
             return 1.
-        ratio = min(max(self._t, 0.), self.length) / self.length
+        t = loop_progress(EPOCH if self.by_epoch else ITER, 'LossWeightRamp')
+        ratio = min(max(t, 0), self.length) / self.length
         if self.shape == 'linear':
             return ratio
         return math.exp(-5. * (1. - ratio)**2)
 
-    def _load_from_state_dict(self, state_dict, prefix, *args,
-                              **kwargs) -> None:
-        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
-        self._t = float(self.progress)
+    def _load_from_state_dict(self, state_dict: dict, prefix: str,
+                              local_metadata: dict, *args, **kwargs) -> None:
+        if (local_metadata.get('version') or 1) < 2:
+            state_dict.pop(prefix + 'progress', None)
+        super()._load_from_state_dict(state_dict, prefix, local_metadata,
+                                      *args, **kwargs)
 
     def extra_repr(self) -> str:
         unit = 'epochs' if self.by_epoch else 'iters'

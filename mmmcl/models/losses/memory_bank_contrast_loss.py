@@ -62,6 +62,10 @@ class MemoryBankContrastLoss(nn.Module):
             at once. Defaults to 16 MiB.
     """
 
+    #: The targets are bank rows, :meth:`update_banks` follows the backward
+    #: (:class:`~mmmcl.models.distillers.ContrastLoss`).
+    uses_banks = True
+
     def __init__(self,
                  num_samples: int,
                  feat_dim: int,
