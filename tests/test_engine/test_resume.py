@@ -123,11 +123,14 @@ def assert_same_optimizers(a: dict, b: dict) -> None:
     assert a['param_schedulers'] == b['param_schedulers']
 
 
+# the bank and ramp variants of the epoch (or iteration) loop run with
+# `pytest -m slow`: the quick suite keeps one of each
 @pytest.mark.parametrize(
     'by_epoch,stop,end,bank,ramp',
     [(True, 2, 3, False, False), (False, 4, 7, False, False),
-     (True, 2, 3, True, False), (False, 4, 7, True, False),
-     (True, 2, 3, False, True), (False, 4, 7, False, True)],
+     pytest.param(True, 2, 3, True, False, marks=pytest.mark.slow),
+     (False, 4, 7, True, False), (True, 2, 3, False, True),
+     pytest.param(False, 4, 7, False, True, marks=pytest.mark.slow)],
     ids=['epoch_2_of_3', 'iter_4_of_7', 'bank_epoch_2_of_3',
          'bank_iter_4_of_7', 'ramp_epoch_2_of_3', 'ramp_iter_4_of_7'])
 def test_resume_is_exact(tmp_path, by_epoch, stop, end, bank, ramp):

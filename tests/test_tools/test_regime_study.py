@@ -72,6 +72,7 @@ def test_demo_configs_are_the_study_regime(study, method, ramp, config):
     assert Config.fromfile(REPO / config).to_dict() == regime
 
 
+@pytest.mark.slow  # the method study's end-to-end test runs the same grid
 def test_tiny_study_writes_json_table_and_plot(study, tmp_path):
     argv = ['--name', 'tiny', '--methods', 'dml', 'baseline',
             '--labels-per-digit', '10', '--ramps', 'linear', '--seeds', '0',
