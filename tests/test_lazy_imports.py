@@ -68,7 +68,7 @@ from mmengine.config import Config  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
 cfg = Config.fromfile(sys.argv[1])
-for member in cfg.model.members:
+for member in cfg.model.peers.members:
     member.backbone.depth = 8
 cfg.model.meta.interval = 1  # the meta step runs too
 cfg.train_dataloader.batch_size = 20

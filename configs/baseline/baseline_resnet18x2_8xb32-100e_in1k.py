@@ -1,2 +1,2 @@
 _base_ = ['../_base_/imagenet_baseline.py']
-model = dict(members=[{{_base_.resnet18}}, {{_base_.resnet18}}])
+model = dict(peers=dict(members=[{{_base_.resnet18}}, {{_base_.resnet18}}]))

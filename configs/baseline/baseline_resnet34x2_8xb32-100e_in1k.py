@@ -1,2 +1,2 @@
 _base_ = ['../_base_/imagenet_baseline.py']
-model = dict(members=[{{_base_.resnet34}}, {{_base_.resnet34}}])
+model = dict(peers=dict(members=[{{_base_.resnet34}}, {{_base_.resnet34}}]))

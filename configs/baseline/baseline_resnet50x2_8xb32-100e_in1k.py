@@ -1,2 +1,2 @@
 _base_ = ['../_base_/imagenet_baseline.py']
-model = dict(members=[{{_base_.resnet50}}, {{_base_.resnet50}}])
+model = dict(peers=dict(members=[{{_base_.resnet50}}, {{_base_.resnet50}}]))

@@ -1,2 +1,6 @@
 _base_ = ['../_base_/models/independent.py', '../_base_/cifar100_cohort.py']
-model = dict(members=[{{_base_.shufflenetv2_1x}}, {{_base_.shufflenetv2_1x}}])
+model = dict(
+    peers=dict(members=[
+        {{_base_.shufflenetv2_1x}},
+        {{_base_.shufflenetv2_1x}},
+    ]))

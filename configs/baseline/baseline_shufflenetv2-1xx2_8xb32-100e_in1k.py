@@ -1,2 +1,6 @@
 _base_ = ['../_base_/imagenet_baseline.py']
-model = dict(members=[{{_base_.shufflenetv2_1x}}, {{_base_.shufflenetv2_1x}}])
+model = dict(
+    peers=dict(members=[
+        {{_base_.shufflenetv2_1x}},
+        {{_base_.shufflenetv2_1x}},
+    ]))

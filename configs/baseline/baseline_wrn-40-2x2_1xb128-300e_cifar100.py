@@ -1,2 +1,2 @@
 _base_ = ['../_base_/models/independent.py', '../_base_/cifar100_cohort.py']
-model = dict(members=[{{_base_.wrn_40_2}}, {{_base_.wrn_40_2}}])
+model = dict(peers=dict(members=[{{_base_.wrn_40_2}}, {{_base_.wrn_40_2}}]))

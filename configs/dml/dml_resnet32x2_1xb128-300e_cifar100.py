@@ -1,2 +1,2 @@
 _base_ = ['../_base_/models/dml.py', '../_base_/cifar100_cohort.py']
-model = dict(members=[{{_base_.resnet32}}, {{_base_.resnet32}}])
+model = dict(peers=dict(members=[{{_base_.resnet32}}, {{_base_.resnet32}}]))

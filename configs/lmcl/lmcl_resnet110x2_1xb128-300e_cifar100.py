@@ -1,2 +1,2 @@
 _base_ = ['../_base_/models/lmcl_as_reference.py', '../_base_/cifar100_cohort.py']
-model = dict(members=[{{_base_.resnet110}}, {{_base_.resnet110}}])
+model = dict(peers=dict(members=[{{_base_.resnet110}}, {{_base_.resnet110}}]))

@@ -4,6 +4,9 @@ _base_ = ['../_base_/models/mcl.py', '../_base_/cifar100_cohort.py']
 # blocks, counting every one twice for 2 nets, so the weights are halves of
 # their (0.1, 1, 0.1, 1). Their classifiers keep PyTorch's default init.
 model = dict(
-    members=[{{_base_.resnet32}}, {{_base_.resnet32}}],
-    loss_weights=dict(vcl=0.05, soft_vcl=0.5, icl=0.05, soft_icl=0.5),
+    peers=dict(members=[{{_base_.resnet32}}, {{_base_.resnet32}}]),
+    terms=dict(
+        contrast=dict(
+            loss_weights=dict(
+                vcl=0.05, soft_vcl=0.5, icl=0.05, soft_icl=0.5))),
     head_init='reference')

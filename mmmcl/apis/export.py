@@ -11,7 +11,6 @@ against the member's backbone config first, and
 import copy
 import os
 import os.path as osp
-import re
 import tempfile
 from collections import OrderedDict
 from typing import Any, Dict, Mapping, Optional, Tuple
@@ -21,108 +20,18 @@ import torch.nn as nn
 from mmengine.config import Config
 from mmengine.registry import DefaultScope, Registry
 
+from mmmcl.models.distillers import upgrade_model_cfg
 from mmmcl.registry import MODELS
 from mmmcl.utils.safe_load import load_from_local
-from mmmcl.utils.state_dict_diff import (LISTED, class_name, describe_diff,
+from mmmcl.utils.state_dict_diff import (class_name, describe_diff,
                                          diff_state_dict)
 from mmmcl.version import __version__
-from .export_peers import has_peers, peer_backbone
+from .export_peers import peer_backbone
 
 __all__ = [
-    'extract_backbone', 'member_backbone_cfg', 'check_backbone_state',
-    'load_cohort_checkpoint', 'save_backbone', 'export_backbone',
-    'check_export_against_config'
+    'check_backbone_state', 'load_cohort_checkpoint', 'save_backbone',
+    'export_backbone', 'check_export_against_config'
 ]
-
-_MEMBER_KEY = re.compile(r'^members\.(\d+)\.')
-_WRAPPER_PREFIX = re.compile(r'^module\.')
-
-
-def _strip_wrapper(key: str) -> str:
-    """Drop the ``module.`` prefix of a wrapped (DDP) model's keys."""
-    return _WRAPPER_PREFIX.sub('', key)
-
-
-def extract_backbone(state_dict: Mapping[str, torch.Tensor],
-                     member: int,
-                     checkpoint: Optional[str] = None) -> OrderedDict:
-    """The backbone weights of one cohort member.
-
-    Args:
-        state_dict (Mapping[str, Tensor]): A :class:`CohortDistiller` state
-            dict; keys may carry a wrapper's ``module.`` prefix.
-        member (int): Index i of the member.
-        checkpoint (str, optional): File the state dict came from, named in
-            errors. Defaults to None.
-
-    Returns:
-        OrderedDict: The keys ``members.{i}.backbone.*`` without that prefix;
-        heads, necks, auxiliary branches, embedding heads, aggregators, the
-        meta-network and the other members are left out.
-
-    Raises:
-        ValueError: No ``members.`` keys (not a cohort checkpoint), or no
-            member ``member``.
-    """
-    source = f"'{checkpoint}'" if checkpoint else 'The state dict'
-    keys = OrderedDict((_strip_wrapper(k), v) for k, v in state_dict.items())
-    indices = {int(m.group(1)) for m in map(_MEMBER_KEY.match, keys) if m}
-    if not indices:
-        roots = sorted({k.split('.')[0] for k in keys})
-        raise ValueError(
-            f'{source} is not a cohort checkpoint: no key starts with '
-            f'`members.<i>.` (its keys start with {roots[:LISTED]}). For '
-            'a single classifier checkpoint use init_cfg=dict('
-            "type='Pretrained', checkpoint=..., prefix='backbone.') instead "
-            'of an export.')
-    if member not in indices:
-        raise ValueError(
-            f'{source} has no member {member}: it holds {len(indices)} '
-            f'members, valid member indices (--member) are 0 to '
-            f'{max(indices)}.')
-    prefix = f'members.{member}.backbone.'
-    weights = OrderedDict(
-        (k[len(prefix):], v) for k, v in keys.items() if k.startswith(prefix))
-    if not weights:
-        raise ValueError(f'{source}: member {member} has no backbone weights '
-                         f'(no key starts with `{prefix}`).')
-    return weights
-
-
-def member_backbone_cfg(cfg: Config, member: int, source: str) -> dict:
-    """``cfg.model.members[member].backbone`` as a plain dict.
-
-    The nearest ``_scope_`` of the distiller or the member is copied into it,
-    so that it builds on its own as it did inside the cohort.
-
-    Args:
-        cfg (Config): The cohort config.
-        member (int): Index i of the member.
-        source (str): Where the config came from, named in errors.
-    """
-    model = cfg.get('model')
-    members = model.get('members') if isinstance(model, dict) else None
-    if not isinstance(members, (list, tuple)) or not members:
-        raise ValueError(
-            f'The config of {source} has no `model.members`: it is not a '
-            'cohort config. Pass the config the cohort was trained with '
-            '(--config CONFIG).')
-    if not 0 <= member < len(members):
-        raise ValueError(
-            f'The config of {source} has no member {member}: it lists '
-            f'{len(members)} in `model.members`, valid member indices '
-            f'(--member) are 0 to {len(members) - 1}.')
-    backbone = members[member].get('backbone')
-    if not isinstance(backbone, dict) or 'type' not in backbone:
-        raise ValueError(f'The config of {source} has no '
-                         f'`model.members[{member}].backbone` with a `type`.')
-    backbone = _plain(backbone, f'model.members[{member}].backbone')
-    scope = backbone.get('_scope_') or members[member].get(
-        '_scope_') or model.get('_scope_')
-    if scope:
-        backbone['_scope_'] = scope
-    return backbone
-
 
 def _plain(value: Any, field: str) -> Any:
     """``value`` as builtin dicts, lists, tuples and scalars, which
@@ -212,7 +121,7 @@ def load_cohort_checkpoint(
                          'not a checkpoint dict.')
     state_dict = ckpt.get('state_dict', ckpt)
     if config is not None:
-        cfg = Config.fromfile(config)
+        cfg = _upgraded(Config.fromfile(config))
         return state_dict, cfg, cfg.pretty_text
     meta = ckpt.get('meta')
     text = meta.get('cfg') if isinstance(meta, dict) else None
@@ -221,7 +130,16 @@ def load_cohort_checkpoint(
             f"'{checkpoint}' holds no config (`meta.cfg`, written by "
             "mmengine's Runner): pass the config the cohort was trained "
             'with (--config CONFIG).')
-    return state_dict, Config.fromstring(text, file_format='.py'), text
+    return state_dict, _upgraded(Config.fromstring(text,
+                                                  file_format='.py')), text
+
+
+def _upgraded(cfg: Config) -> Config:
+    """``cfg`` with a model config of the distillers before their merge
+    in today's shape (:func:`~mmmcl.models.distillers.upgrade_model_cfg`)."""
+    if isinstance(cfg.get('model'), Mapping):
+        cfg.model = upgrade_model_cfg(cfg.model.to_dict())
+    return cfg
 
 
 def _save_atomic(obj: dict, out: str) -> None:
@@ -265,16 +183,9 @@ def save_backbone(state_dict: Mapping[str, torch.Tensor],
     """
     source = f"'{source_checkpoint}'" if source_checkpoint \
         else 'the cohort in memory'
-    if has_peers(cfg):  # an online-KD model: member = peer
-        weights, backbone_cfg = peer_backbone(state_dict, cfg, member,
-                                              source)
-        field = f'peer {member} of `model.peers`'
-        backbone_cfg = _plain(backbone_cfg, 'model.peers backbone')
-        backbone_cfg.setdefault('_scope_', cfg.model.get('_scope_', 'mmmcl'))
-    else:
-        weights = extract_backbone(state_dict, member, source_checkpoint)
-        backbone_cfg = member_backbone_cfg(cfg, member, source)
-        field = f'`model.members[{member}].backbone`'
+    weights, backbone_cfg = peer_backbone(state_dict, cfg, member, source)
+    field = f'peer {member} of `model.peers`'
+    backbone_cfg = _plain(backbone_cfg, 'model.peers backbone')
     backbone = _build_backbone(backbone_cfg, MODELS)
     try:
         _compare(weights, backbone, field)

@@ -5,4 +5,5 @@ from .initializers import *  # noqa: F401,F403
 from .losses import *  # noqa: F401,F403
 from .peers import *  # noqa: F401,F403
 from .targets import *  # noqa: F401,F403
+from .terms import *  # noqa: F401,F403
 from .utils import *  # noqa: F401,F403

@@ -72,8 +72,9 @@ def _fixed_batch(cfg: Config, generator: torch.Generator) -> dict:
 def _classification(cfg: Config) -> Dict[str, Union[int, Dict]]:
     model_cfg = copy.deepcopy(cfg.model)
     model_cfg.setdefault('data_preprocessor', cfg.data_preprocessor)
-    if model_cfg.get('contrast_loss', {}).get('num_samples'):
-        model_cfg.contrast_loss.num_samples = BANK_ROWS
+    for term in model_cfg.get('terms', {}).values():
+        if term.get('contrast_loss', {}).get('num_samples'):
+            term.contrast_loss.num_samples = BANK_ROWS
     torch.manual_seed(SEED)
     with DefaultScope.overwrite_default_scope('mmmcl'):
         model = MODELS.build(model_cfg)

@@ -95,8 +95,8 @@ class ReferenceBankMCLLoss(nn.Module):
     def __init__(self, cohort: nn.Module, tau: float, kd_T: float,
                  nce_m: float, pos_k: int, neg_k: int) -> None:
         super().__init__()
-        self.embed_list = cohort.embed_heads
-        self.contrast = cohort.contrast_loss
+        self.embed_list = cohort.terms.contrast.embed_heads
+        self.contrast = cohort.terms.contrast.contrast_loss
         self.tau, self.nce_m = tau, nce_m
         self.pos_k, self.neg_k = pos_k, neg_k
         self.kl = KLDiv(kd_T)
@@ -141,7 +141,7 @@ class ReferenceLMCLBank:
         self.net = ReferenceNet(cohort)
         self.criterion_mcl = ReferenceBankMCLLoss(cohort, tau, kd_T, nce_m,
                                                   pos_k, neg_k)
-        self.aggregator = cohort.aggregators
+        self.aggregator = cohort.teachers.aggregator.aggregators
         self.loss_weight_network = cohort.meta_net
         self.weights = (alpha, gamma, beta, lam)
         self.kd_T = kd_T

@@ -167,14 +167,12 @@ class ReferenceNet(nn.Module):
 
     def __init__(self, cohort: nn.Module) -> None:
         super().__init__()
-        self.members = cohort.members
-        self.branches = cohort.branches
-        self._forward = cohort.cohort_forward
+        self.peers = cohort.peers
 
     def forward(self, x: Tensor):
-        out = self._forward(x)
-        return ([list(f) for f in out['feats']],
-                [list(z) for z in out['logits']])
+        out = self.peers(x)
+        return ([list(f) for f in out.feats_by_stage()],
+                [list(z) for z in out.logits_by_stage()])
 
 
 class ReferenceMCLLoss(nn.Module):
@@ -182,7 +180,7 @@ class ReferenceMCLLoss(nn.Module):
 
     def __init__(self, cohort: nn.Module, tau: float, kd_T: float) -> None:
         super().__init__()
-        self.embed_list = cohort.embed_heads
+        self.embed_list = cohort.terms.contrast.embed_heads
         self.tau = tau
         self.kl = KLDiv(kd_T)
 
@@ -290,7 +288,7 @@ class ReferenceLMCL:
                  times: int = 2, meta_freq: int = 50) -> None:
         self.net = ReferenceNet(cohort)
         self.criterion_mcl = ReferenceMCLLoss(cohort, tau, kd_T)
-        self.aggregator = cohort.aggregators
+        self.aggregator = cohort.teachers.aggregator.aggregators
         self.loss_weight_network = cohort.meta_net
         self.weights = (alpha, gamma, beta, lam)
         self.kd_T = kd_T

@@ -82,8 +82,8 @@ def likely_fixes(diff: StateDictDiff) -> List[str]:
         fixes.append('the weights still carry the `backbone.` prefix: '
                      'export the member with tools/model_converters/'
                      "export_backbone.py, or load with prefix='backbone.'")
-    if any(k.startswith('members.') for k in unexpected):
-        fixes.append('these are a whole cohort\'s weights (`members.<i>.`): '
+    if any(k.startswith(('peers.', 'members.')) for k in unexpected):
+        fixes.append('these are a whole cohort\'s weights (`peers.`): '
                      'export one member with tools/model_converters/'
                      'export_backbone.py')
     deep_missing = any(map(_DEEP_STEM.match, missing))

@@ -32,8 +32,5 @@ def test_builds_and_computes_its_losses(config):
     with train_progress():  # the first step: a ramp at its start
         losses = model(inputs, samples, mode='loss')
     assert all(torch.isfinite(v).all() for v in losses.values())
-    if hasattr(model, 'peers'):  # an online-KD model
-        names = {f'peer{p}.loss_ce' for p in range(model.peers.num_peers)}
-    else:
-        names = {f'member{m}.loss_ce' for m in range(len(model.members))}
+    names = {f'peer{p}.loss_ce' for p in range(model.peers.num_peers)}
     assert names <= set(losses)

@@ -20,7 +20,8 @@ BASES = [
 ]
 # a DML leaf and the KDCL leaf's body over the device-side dataset base
 DML = f'''_base_ = {[str(BASE / 'models/dml.py')] + BASES}
-model = dict(members=[{{{{_base_.resnet20}}}}, {{{{_base_.resnet20}}}}])
+model = dict(
+    peers=dict(members=[{{{{_base_.resnet20}}}}, {{{{_base_.resnet20}}}}]))
 '''
 KDCL = f'''_base_ = {[str(BASE / 'models/kdcl.py')] + BASES}
 model = dict(

@@ -44,7 +44,8 @@ def tiny(config: Path, data_root: Path, work_dir: Path) -> Config:
     images.pipeline[1].scale = 32
     if dataset.type == 'ContrastIndexDataset':
         dataset.num_negatives = 4
-        cfg.model.contrast_loss.num_samples = NUM_CLASSES * PER_CLASS
+        cfg.model.terms.contrast.contrast_loss.num_samples = \
+            NUM_CLASSES * PER_CLASS
     cfg.test_dataloader.dataset.update(
         data_root=str(data_root), metainfo=classes)
     cfg.test_dataloader.dataset.pipeline[1].scale = 36
@@ -67,9 +68,8 @@ def test_trains_and_tests_on_a_tiny_folder(config, image_folder, tmp_path):
     assert runner.iter == NUM_CLASSES * PER_CLASS // 4
     losses = runner.message_hub.get_scalar('train/loss').data[0]
     assert len(losses) == runner.iter and np.isfinite(losses).all()
-    model = runner.model
-    if model.contrast_loss is not None:
-        assert 'train/loss_icl' in runner.message_hub.log_scalars
+    if 'contrast' in runner.model.terms:
+        assert 'train/contrast.loss_icl' in runner.message_hub.log_scalars
     metrics = runner.test()
     assert 0 <= metrics['ensemble/accuracy/top1'] <= 100
 
@@ -82,13 +82,15 @@ def test_covers_the_paper_settings():
         'lmcl_resnet18-resnet50_8xb32-100e_in1k',
         'mcl_resnet18x2_8xb32-100e_in1k', 'mcl_resnet18x4_8xb32-100e_in1k'
     } <= names
+    banks = 0
     for name in names:
         cfg = Config.fromfile(REPO / 'configs' / name.split('_')[0] /
                               f'{name}.py')
-        if cfg.model.get('contrast_loss') is not None:
-            loss = cfg.model.contrast_loss
+        if 'terms' in cfg.model:
+            loss = cfg.model.terms.contrast.contrast_loss
+            banks += 1
             assert loss.type == 'MemoryBankContrastLoss'
-            assert loss.num_members == len(cfg.model.members)
+            assert loss.num_members == len(cfg.model.peers.members)
             assert (loss.tau, loss.momentum) == (0.07, 0.5)
             assert cfg.train_dataloader.dataset.num_negatives == 8192
         if cfg.model.get('meta') is not None:  # the reference's meta step
@@ -96,3 +98,4 @@ def test_covers_the_paper_settings():
                     cfg.model.meta.virtual_buffers) == ('reference',
                                                         'reference',
                                                         'carried')
+    assert banks == 6  # the L-MCL and MCL configs

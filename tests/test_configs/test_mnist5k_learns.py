@@ -18,11 +18,9 @@ def test_short_run_learns(config, tmp_path):
     images of each digit in batches of 10 x 5 (30 iterations per epoch),
     5 epochs, val on 100 images."""
     cfg = Config.fromfile(config)
-    peers = cfg.model.get('peers')
-    if peers is None:
-        classifiers = cfg.model.members
-    else:  # online KD: one split classifier, or independent members
-        classifiers = peers.get('members') or [peers.classifier]
+    # independent members, or one split classifier
+    peers = cfg.model.peers
+    classifiers = peers.get('members') or [peers.classifier]
     for classifier in classifiers:
         classifier.backbone.depth = 8
     cfg.train_dataloader.dataset.num_per_class = 100
@@ -46,8 +44,7 @@ def test_short_run_learns(config, tmp_path):
     top1 = {k: float(v.current())
             for k, v in runner.message_hub.log_scalars.items()
             if k.startswith('val/') and k.endswith('top1')}
-    model = runner.model
-    num = model.peers.num_peers if peers is not None else len(model.members)
+    num = runner.model.peers.num_peers
     named = [f'val/{name}/accuracy/top1'
              for name in cfg.model.get('classifiers') or {}]
     assert sorted(top1) == sorted(named + ['val/ensemble/accuracy/top1'] + [

@@ -61,6 +61,6 @@ def test_compiled_resume_is_exact(tmp_path):
             moved.add(key.split('.')[0])
     # both parts of the resumed run trained: theta, and phi (the meta step
     # at iteration 2, after the cut)
-    assert {'members', 'meta_net'} <= moved
+    assert {'peers', 'meta_net'} <= moved
     assert all(a['optimizer'][name]['state'] for name in ('cohort', 'meta'))
     assert_same_optimizers(a, b)

@@ -24,7 +24,7 @@ from mmpretrain.structures import DataSample
 from mmmcl.engine.model_wrappers import (CohortDistributedDataParallel,
                                          prepare_distributed)
 from mmmcl.registry import MODELS
-from mmmcl.testing import train_progress
+from mmmcl.testing import lmcl_model, train_progress
 
 WORLD_SIZE = 2
 BATCH = 8  # global; 4 per rank
@@ -40,29 +40,25 @@ def member(backbone):
         head=dict(type='mmpretrain.LinearClsHead', in_channels=64))
 
 
+MEMBERS = [
+    member(dict(type='CifarResNet', depth=8)),
+    member(dict(type='CifarWideResNet', depth=10, widen_factor=1))
+]
 LMCL = dict(
-    type='CohortDistiller',
-    members=[
-        member(dict(type='CifarResNet', depth=8)),
-        member(dict(type='CifarWideResNet', depth=10, widen_factor=1))
-    ],
     num_classes=NUM_CLASSES,
     data_preprocessor=dict(type='BaseDataPreprocessor'),  # keeps float64
-    aux_depth='full',
-    embed_dim=8,
-    contrast_loss=dict(type='InBatchContrastLoss', tau=0.1),
-    logit_kd='aggregator',
     meta=dict(interval=2, virtual_steps=2, proj_dim=8))
 CONFIGS = dict(
-    inbatch=LMCL,
-    bank=dict(
-        LMCL,
+    inbatch=lmcl_model(MEMBERS, **LMCL),
+    bank=lmcl_model(
+        MEMBERS,
         contrast_loss=dict(
             type='MemoryBankContrastLoss',
             num_samples=20,
             feat_dim=8,
             num_members=2,
-            momentum=0.5)))
+            momentum=0.5),
+        **LMCL))
 
 
 def build(name):
@@ -126,7 +122,10 @@ def train_step(model, module, data):
             n: p.detach().clone()
             for n, p in module.meta_net.named_parameters()
         },
-        banks=[b.clone() for b in getattr(module.contrast_loss, 'banks', [])])
+        banks=[
+            b.clone()
+            for b in module.terms.contrast.named_banks().values()
+        ])
 
 
 def worker(rank, port, out_dir):
@@ -208,9 +207,12 @@ def test_workers_use_gloo_and_the_cohort_wrapper(runs):
             assert rank[name]['device_ids'] is None  # dropped on CPU
             ignored = rank[name]['ignored']
             assert ignored and all(
-                n.startswith(('meta_net.', 'contrast_loss.')) for n in ignored)
-        assert {'contrast_loss.bank0', 'contrast_loss.bank1'} <= set(
-            rank['bank']['ignored'])
+                n.startswith(('meta_net.', 'terms.contrast.contrast_loss.'))
+                for n in ignored)
+        assert {
+            f'terms.contrast.contrast_loss.bank{m}'
+            for m in range(2)
+        } <= set(rank['bank']['ignored'])
 
 
 @pytest.mark.parametrize('name', list(CONFIGS))
@@ -218,17 +220,18 @@ def test_losses_equal_the_global_batch(runs, name):
     single = runs['single'][name]['log_vars']
     ranks = [r[name]['log_vars'] for r in runs['ranks']]
     losses = [k for k in single if 'loss' in k or k == 'meta/outer_ce']
-    assert 'loss_icl' in losses and 'meta/outer_ce' in losses
+    assert 'contrast.loss_icl' in losses and 'meta/outer_ce' in losses
     for key in losses:
         # per-sample means: the mean over equal shards is the global mean
         mean = sum(r[key] for r in ranks) / WORLD_SIZE
         assert mean == pytest.approx(single[key], rel=1e-5), key
     # the halves differ: the comparison is not trivial
-    assert ranks[0]['member0.loss_ce'] != pytest.approx(
-        ranks[1]['member0.loss_ce'], rel=1e-3)
+    assert ranks[0]['peer0.loss_ce'] != pytest.approx(
+        ranks[1]['peer0.loss_ce'], rel=1e-3)
     if name == 'inbatch':
         # every rank computes the contrast terms of the global batch
-        for key in ('loss_vcl', 'loss_soft_vcl', 'loss_icl', 'loss_soft_icl'):
+        for term in ('vcl', 'soft_vcl', 'icl', 'soft_icl'):
+            key = f'contrast.loss_{term}'
             for r in ranks:
                 assert r[key] == pytest.approx(single[key], rel=1e-5), key
 
@@ -266,7 +269,7 @@ def test_banks_equal_the_global_batch(runs):
         for m, bank in enumerate(single):
             assert_close(rank['bank']['banks'][m], bank, f'bank{m}')
     # the update wrote the rows of both halves
-    initial = build('bank').contrast_loss.banks[0]
+    initial = build('bank').terms.contrast.contrast_loss.banks[0]
     assert not torch.equal(single[0][:BATCH], initial[:BATCH])
     assert torch.equal(single[0][BATCH:], initial[BATCH:])
 

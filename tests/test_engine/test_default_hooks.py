@@ -22,7 +22,7 @@ MMENGINE_HOOKS = [
 
 def tiny(cfg: Config, work_dir: Path) -> Config:
     """ResNet-8 members, 2 epochs of one batch of 20 digits, val on 10."""
-    for member in cfg.model.members:
+    for member in cfg.model.peers.members:
         member.backbone.depth = 8
     cfg.train_dataloader.batch_size = 20
     cfg.train_dataloader.dataset.num_per_class = 2

@@ -23,6 +23,7 @@ from mmmcl.engine.hooks import (CohortPlotHook, CohortSanityHook,
 from mmmcl.models.distillers import MatchingWeights
 from mmmcl.models.utils import cohort_blocks
 from mmmcl.registry import MODELS
+from mmmcl.testing import lmcl_model
 
 CONFIG = Path(__file__).parents[2] / 'configs' / 'lmcl' / \
     'lmcl_resnet20x2_1xb100-15e_mnist5k.py'
@@ -166,15 +167,9 @@ def _member(depth):
 def _tiny_lmcl():
     with DefaultScope.overwrite_default_scope('mmmcl'):
         model = MODELS.build(
-            dict(
-                type='CohortDistiller',
-                members=[_member(8), _member(8)],
-                num_classes=NUM_CLASSES,
-                aux_depth='full',
-                embed_dim=8,
-                contrast_loss=dict(type='InBatchContrastLoss', tau=0.1),
-                logit_kd='aggregator',
-                meta=dict(interval=2, virtual_steps=1, proj_dim=8)))
+            lmcl_model([_member(8), _member(8)],
+                       num_classes=NUM_CLASSES,
+                       meta=dict(interval=2, virtual_steps=1, proj_dim=8)))
     model.init_weights()
     return model
 
@@ -186,15 +181,15 @@ def test_mean_matching_weights():
                            .manual_seed(s)) for s in (0, 1)]
     with torch.no_grad():
         expected = torch.stack([
-            model.meta_net(model.cohort_forward(x)['feats']).mean(1)
+            model.meta_net(model(x, mode='tensor').feats_by_stage()).mean(1)
             for x in batches
         ]).mean(0)
     assert model.mean_matching_weights() is None
     for x in batches:
         model(x, samples, mode='loss')
     mean = model.mean_matching_weights()
-    assert mean.num_stages == model.num_stages
-    assert mean.weights.shape == (len(cohort_blocks(model.num_stages)), )
+    assert mean.num_stages == [3, 3]
+    assert mean.weights.shape == (len(cohort_blocks([3, 3])), )
     torch.testing.assert_close(mean.weights, expected)
     assert model.mean_matching_weights() is None  # reset by the call
     assert not any('matching_weight' in k for k in model.state_dict())
@@ -239,8 +234,9 @@ def _fake_runner(tmp_path, model, epoch=0, iter=0):
 def _log_losses(hub, num_iters, constant=()):
     rng = np.random.default_rng(0)
     for _ in range(num_iters):
-        for key in ('loss', 'member0.loss_ce', 'member1.s1.loss_ce',
-                    'loss_icl', 'loss_soft_vcl', 'member0.loss_kd'):
+        for key in ('loss', 'peer0.loss_ce', 'peer1.s1.loss_ce',
+                    'contrast.loss_icl', 'aggregator.peer0.loss_ce',
+                    'peer0.loss_kd_aggregator'):
             value = 0. if key in constant else float(rng.uniform(0.1, 3))
             hub.update_scalar(f'train/{key}', value)
         hub.update_scalar('train/meta/time', 1.)
@@ -329,8 +325,9 @@ def test_plot_hook_panels():
     hub.update_scalar('val/ensemble/accuracy/top1', 50.)
     panels = CohortPlotHook.panels(hub.log_scalars)
     assert [sorted(curves) for curves, _, _ in panels] == [
-        ['loss', 'member0.loss_ce', 'member1.s1.loss_ce'],
-        ['loss_icl', 'loss_soft_vcl', 'member0.loss_kd'],
+        ['loss', 'peer0.loss_ce', 'peer1.s1.loss_ce'],
+        ['aggregator.peer0.loss_ce', 'contrast.loss_icl',
+         'peer0.loss_kd_aggregator'],
         ['ensemble/accuracy/top1', 'member0/accuracy/top1'],
     ]
     assert len(panels[0][0]['loss']) == 3
@@ -366,7 +363,7 @@ def test_plot_hook_tiny_lmcl_run(tmp_path):
             assert image.width > 200 and image.height > 200
             assert np.asarray(image.convert('L')).std() > 10
     record = json.loads((tmp_path / 'matching_weights.json').read_text())
-    num_blocks = len(cohort_blocks(runner.model.num_stages))
+    num_blocks = len(cohort_blocks(runner.model.meta_net.num_stages))
     weights = [b['weight'] for b in record['blocks']]
     assert len(weights) == num_blocks == 18
     assert all(0 < w < 1 for w in weights)
@@ -392,12 +389,13 @@ def _run_epoch(hook, runner, num_iters, constant=()):
 
 def test_sanity_constant_loss(warnings_log):
     hook = CohortSanityHook()
-    runner = _sanity_runner(4, constant_before=('loss_icl', ))
+    runner = _sanity_runner(4, constant_before=('contrast.loss_icl', ))
     _run_epoch(hook, runner, 5)
     assert warnings_log == []  # constant only before this epoch
-    _run_epoch(hook, runner, 5, constant=('loss_soft_vcl', ))
+    _run_epoch(hook, runner, 5, constant=('aggregator.peer0.loss_ce', ))
     assert len(warnings_log) == 1
-    assert '`loss_soft_vcl` was 0 at each of the 5 iterations of epoch 2' \
+    assert ('`aggregator.peer0.loss_ce` was 0 at each of the 5 iterations '
+            'of epoch 2') \
         in warnings_log[0]
 
 
@@ -442,7 +440,7 @@ def test_contrast_index_hook_checks_bank_size_and_sets_epochs():
         train_dataloader=SimpleNamespace(dataset=Wrapper(indexed)),
         epoch=3)
     hook = ContrastIndexHook()
-    with pytest.raises(ValueError, match='num_samples=10.*12 items'):
+    with pytest.raises(ValueError, match='have 10 rows.*12 items'):
         hook.before_train(runner)
     rows[0] = 12
     hook.before_train(runner)

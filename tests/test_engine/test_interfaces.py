@@ -1,8 +1,10 @@
 """Declared interfaces, loud failures: each caller that needs something of
 the model raises naming the model's type, the method and itself when it is
-missing; both distillers declare every interface; the meta step's schedule
-and the loss-weight ramps follow the MessageHub, and missing information
-raises naming the key and the hook that publishes it."""
+missing; every method's distiller declares every interface; the meta
+step's schedule and the loss-weight ramps follow the MessageHub, and
+missing information raises naming the key and the hook that publishes
+it."""
+import copy
 import math
 import uuid
 from types import SimpleNamespace
@@ -40,7 +42,7 @@ RESNET8 = dict(
         num_classes=NUM_CLASSES,
         in_channels=64))
 ZOO = dict(
-    type='OnlineKDDistiller',
+    type='CohortDistiller',
     num_classes=NUM_CLASSES,
     peers=dict(type='IndependentPeers', members=[RESNET8, RESNET8]),
     teachers=dict(mean=dict(target=dict(type='PeerMeanTarget'))),
@@ -95,7 +97,7 @@ def lmcl_step(model: nn.Module) -> dict:
 
 # ------------------------------------------------------------ declared
 @pytest.mark.parametrize('name', ['inbatch', 'bank', 'zoo'])
-def test_both_distillers_declare_every_model_interface(name):
+def test_every_method_declares_every_model_interface(name):
     model = build(ZOO) if name == 'zoo' else build_cohort(name)
     for interface in MODEL_INTERFACES:
         assert missing_members(model, interface) == [], interface
@@ -117,7 +119,7 @@ def test_the_cohort_names_what_ddp_ignores():
     assert model.meta_module() is model.meta_net
     assert model.bank_rows() == 20
     phi = {id(p) for p in model.meta_net.parameters()}
-    banks = {id(b) for b in model.contrast_loss.banks}
+    banks = {id(b) for b in model.terms.contrast.contrast_loss.banks}
     tensors = dict(model.named_parameters())
     tensors.update(model.named_buffers())
     ignored = model.ddp_ignored_names()
@@ -239,11 +241,36 @@ def test_a_contrast_loss_must_declare_its_targets():
         def forward(self, embeddings, target, weights):
             return {}
 
-    with pytest.raises(TypeError, match='CohortDistiller .`model.contrast_'
+    cfg = copy.deepcopy(CONFIGS['inbatch'])
+    cfg['terms']['contrast']['contrast_loss'] = dict(type=Undeclared)
+    with pytest.raises(TypeError, match='MutualContrastTerm .`contrast_'
                        'loss`. needs ContrastLoss, but Undeclared lacks '
                        '`uses_banks`'):
-        MODELS.build(
-            dict(CONFIGS['inbatch'], contrast_loss=dict(type=Undeclared)))
+        MODELS.build(cfg)
+
+
+def test_the_distiller_asks_its_parts():
+    """A peers module or a term lacking a member of its interface fails at
+    build time, naming the field, the part's type and what it lacks."""
+    from mmmcl.models import IndependentPeers, MutualContrastTerm
+
+    class NoStages(IndependentPeers):
+        stage_channels = None
+
+    class Unnamed(MutualContrastTerm):
+        names = property()  # AttributeError: absent
+
+    cfg = copy.deepcopy(CONFIGS['inbatch'])
+    cfg['peers']['type'] = NoStages
+    with pytest.raises(TypeError, match=r'CohortDistiller .`model.peers`. '
+                       r'needs CohortPeers, but NoStages lacks '
+                       r'`stage_channels\(\)`'):
+        MODELS.build(cfg)
+    cfg = copy.deepcopy(CONFIGS['inbatch'])
+    cfg['terms']['contrast']['type'] = Unnamed
+    with pytest.raises(TypeError, match=r'`model.terms.contrast`. needs '
+                       'CohortTerm, but Unnamed lacks `names`'):
+        MODELS.build(cfg)
 
 
 def test_only_a_model_that_steps_itself_gets_the_cohort_wrapper():

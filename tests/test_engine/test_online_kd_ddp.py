@@ -1,4 +1,4 @@
-"""DDP of an online-KD model: two CPU processes with half of each batch
+"""DDP of an online-KD method (ONE): two CPU processes with half of each batch
 compute what one process computes with the whole batch (float64, GroupNorm),
 step after step: losses, every gradient and the weights.
 
@@ -131,7 +131,7 @@ def worker(rank: int, port: int, out_dir: str) -> None:
     cfg = Config(
         dict(
             launcher='pytorch',
-            model=dict(type='mmmcl.OnlineKDDistiller'),
+            model=dict(type='mmmcl.CohortDistiller'),
             env_cfg=dict(dist_cfg=dict(backend='nccl', timeout=120))))
     prepare_distributed(cfg)
     results = dict(

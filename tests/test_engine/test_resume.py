@@ -52,9 +52,9 @@ def tiny_cfg(work_dir: Path,
     middle of the ramp.
     """
     cfg = Config.fromfile(CONFIG)
-    for member in cfg.model.members:
+    for member in cfg.model.peers.members:
         member.backbone.depth = 8
-    cfg.model.embed_dim = 8
+    cfg.model.terms.contrast.embed_dim = 8
     cfg.model.meta.interval = 2
     cfg.model.meta.proj_dim = 8
     cfg.train_dataloader.batch_size = 20
@@ -80,7 +80,7 @@ def tiny_cfg(work_dir: Path,
     for name in ('cohort_plot', 'cohort_sanity', 'contrast_index'):
         cfg.default_hooks.pop(name)
     if bank:
-        cfg.model.contrast_loss = dict(
+        cfg.model.terms.contrast.contrast_loss = dict(
             type='MemoryBankContrastLoss', num_samples=60, feat_dim=8,
             num_members=2)
         cfg.train_dataloader.dataset = dict(
@@ -148,8 +148,9 @@ def test_resume_is_exact(tmp_path, by_epoch, stop, end, bank, ramp):
     b = load_from_local(str(tmp_path / 'crashed' / f'{unit}_{end}.pth'))
     assert a['state_dict'].keys() == b['state_dict'].keys()
     assert any(k.startswith('meta_net.') for k in a['state_dict'])
-    assert bank == any(k.startswith('contrast_loss.bank') for k in
-                       a['state_dict'])
+    assert bank == any(
+        k.startswith('terms.contrast.contrast_loss.bank')
+        for k in a['state_dict'])
     assert ramp == any('ramp/' in k for k in straight.message_hub.log_scalars)
     for key, value in a['state_dict'].items():
         # Members, branches, BN statistics, the meta-network and banks.

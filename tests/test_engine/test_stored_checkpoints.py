@@ -1,9 +1,10 @@
 """Checkpoints of today's distillers keep resuming and exporting.
 
 ``tests/data/checkpoints/{lmcl,one}_epoch_1.pth`` are epoch 1 of 2 of the
-tiny configs below (L-MCL: a :class:`CohortDistiller` with its ``cohort``
-and ``meta`` optimizers; ONE: an :class:`OnlineKDDistiller`), as mmengine's
-Runner wrote them at commit 526ca4a; ``epoch_2_losses.json`` holds the
+tiny configs below, as mmengine's Runner wrote them at commit 526ca4a,
+before the two distillers merged into one (L-MCL: the old
+``CohortDistiller``, ``members.N.*`` keys, with its ``cohort`` and ``meta``
+optimizers; ONE: an ``OnlineKDDistiller``); ``epoch_2_losses.json`` holds the
 losses of epoch 2 of the same runs. They stand for the checkpoints users
 have: keep them as they are when the distillers change (a key map on load
 must bring them in). They were written by::
@@ -57,7 +58,7 @@ TINY_RUN = {
 TINY_MODEL = dict(
     lmcl={
         **{
-            f'model.members.{m}.{key}': value
+            f'model.peers.members.{m}.{key}': value
             for m in (0, 1) for key, value in {
                 'backbone.type': 'mmpretrain.ResNet',
                 'backbone.depth': 18,
@@ -67,7 +68,7 @@ TINY_MODEL = dict(
                 'head.in_channels': 32,
             }.items()
         },
-        'model.embed_dim': 8,
+        'model.terms.contrast.embed_dim': 8,
         'model.meta.proj_dim': 8,
         'model.meta.interval': 2,
     },

@@ -119,7 +119,7 @@ def test_bad_split_names_the_field():
 
 def test_export_of_a_peer_loads_into_the_plain_backbone(tmp_path):
     cfg = Config(dict(model=dict(
-        type='OnlineKDDistiller',
+        type='CohortDistiller',
         num_classes=5,
         peers=dict(type='BranchedClassifier', classifier=CIFAR8,
                    branch_at=(1, 2), num_branches=(2, 2)),
@@ -139,5 +139,5 @@ def test_export_of_a_peer_loads_into_the_plain_backbone(tmp_path):
         backbone.load_state_dict(export['state_dict'], strict=True)
         backbone.eval()
         torch.testing.assert_close(backbone(x)[-1], maps[peer])
-    with pytest.raises(ValueError, match='no peer 4.*0 to 3'):
+    with pytest.raises(ValueError, match='no member 4.*0 to 3'):
         save_backbone(model.state_dict(), cfg, 4, str(tmp_path / 'x.pth'))

@@ -9,6 +9,7 @@ from mmengine.optim import build_optim_wrapper
 from mmengine.registry import DefaultScope
 from mmpretrain.structures import DataSample
 
+from mmmcl.models.distillers.meta_problem import cohort_meta_problem
 from mmmcl.models.utils import cohort_blocks
 from mmmcl.registry import MODELS
 from mmmcl.testing import train_progress
@@ -28,22 +29,24 @@ RESNET8 = member(dict(type='CifarResNet', depth=8, out_indices=(0, 1, 2)), 64)
 WRN10 = member(
     dict(type='CifarWideResNet', depth=10, widen_factor=1,
          out_indices=(0, 1, 2)), 64)
-LMCL = dict(
-    type='CohortDistiller',
-    num_classes=NUM_CLASSES,
-    aux_depth='full',
+CONTRAST = dict(
+    type='MutualContrastTerm',
     embed_dim=8,
-    contrast_loss=dict(type='InBatchContrastLoss', tau=0.1),
-    logit_kd='aggregator',
-    meta=dict(interval=2, virtual_steps=2, proj_dim=8))
+    contrast_loss=dict(type='InBatchContrastLoss', tau=0.1))
 METHODS = dict(
-    lmcl=LMCL,
-    mcl=dict(LMCL, aux_depth=None, logit_kd=None, meta=None),
+    lmcl=dict(
+        aux_depth='full',
+        teachers=dict(
+            aggregator=dict(
+                target=dict(type='StageAggregatorTarget'), ce_weight=1.)),
+        distill=[dict(teacher='aggregator', mimic='all')],
+        terms=dict(contrast=CONTRAST),
+        meta=dict(interval=2, virtual_steps=2, proj_dim=8)),
+    mcl=dict(terms=dict(contrast=CONTRAST)),
     dml=dict(
-        LMCL, aux_depth=None, contrast_loss=None, logit_kd='mutual',
-        meta=None),
-    independent=dict(
-        LMCL, aux_depth=None, contrast_loss=None, logit_kd=None, meta=None))
+        teachers=dict(mutual=dict(target=dict(type='OtherPeersTarget'))),
+        distill=[dict(teacher='mutual')]),
+    independent=dict())
 
 
 @pytest.fixture(autouse=True)
@@ -52,8 +55,19 @@ def mmmcl_scope():
         yield
 
 
-def build(method='lmcl', members=(RESNET8, WRN10), **kwargs):
-    cfg = copy.deepcopy(dict(METHODS[method], members=list(members)))
+def build(method='lmcl', members=(RESNET8, WRN10), aux_depth=None,
+          contrast=None, **kwargs):
+    """The cohort of ``method`` (:data:`METHODS`), as its config base
+    builds it; ``contrast`` updates its contrast term."""
+    cfg = copy.deepcopy(METHODS[method])
+    if contrast is not None:
+        cfg['terms']['contrast'].update(contrast)
+    peers = dict(type='IndependentPeers', members=list(members))
+    method_depth = cfg.pop('aux_depth', None)
+    aux_depth = aux_depth or method_depth
+    if aux_depth is not None:
+        peers['aux_depth'] = aux_depth
+    cfg.update(type='CohortDistiller', num_classes=NUM_CLASSES, peers=peers)
     cfg.update(kwargs)
     model = MODELS.build(cfg)
     model.init_weights()
@@ -71,35 +85,36 @@ def batch(size=8, seed=0):
 
 def test_lmcl_parts():
     model = build()
-    assert model.num_stages == [3, 3]
-    assert [len(b) for b in model.branches] == [2, 2]
+    assert model.peers.stage_channels() == [[64] * 3] * 2
+    assert [len(b) for b in model.peers.branches] == [2, 2]
     # the branch after stage 1 copies stages 2 and 3 (+ post), fresh weights
-    branch = model.branches[0][0]
-    stage2 = model.members[0].backbone.stages[1]
+    branch = model.peers.branches[0][0]
+    stage2 = model.peers.members[0].backbone.stages[1]
     assert not torch.equal(branch.layers[0][0].conv1.weight,
                            stage2[0].conv1.weight)
     assert model.meta_net.num_blocks == len(cohort_blocks([3, 3])) == 18
     inputs, samples = batch()
     losses = model(inputs, samples, mode='loss')
     expected = {
-        f'member{m}{s}.loss_ce'
+        f'peer{m}{s}.loss_ce'
         for m in range(2) for s in ('.s1', '.s2', '')
-    } | {f'member{m}.loss_{k}'
-         for m in range(2) for k in ('agg_ce', 'kd')
-         } | {f'loss_{k}'
-              for k in ('vcl', 'soft_vcl', 'icl', 'soft_icl')}
+    } | {f'aggregator.peer{m}.loss_ce' for m in range(2)
+         } | {f'peer{m}.loss_kd_aggregator' for m in range(2)
+              } | {f'contrast.loss_{k}'
+                   for k in ('vcl', 'soft_vcl', 'icl', 'soft_icl')}
     assert set(losses) == expected
     assert all(torch.isfinite(v) and v > 0 for v in losses.values())
 
 
 @pytest.mark.parametrize('method, keys', [
-    ('mcl', {'loss_vcl', 'member0.loss_ce'}),
-    ('dml', {'member0.loss_kd', 'member1.loss_ce'}),
-    ('independent', {'member0.loss_ce', 'member1.loss_ce'}),
+    ('mcl', {'contrast.loss_vcl', 'peer0.loss_ce'}),
+    ('dml', {'peer0.loss_kd_mutual', 'peer1.loss_ce'}),
+    ('independent', {'peer0.loss_ce', 'peer1.loss_ce'}),
 ])
 def test_methods_are_configurations(method, keys):
     model = build(method)
-    assert model.num_stages == [1, 1] and len(model.branches[0]) == 0
+    assert model.peers.stage_channels() == [[64], [64]]
+    assert len(model.peers.branches[0]) == 0
     losses = model(*batch(), mode='loss')
     assert keys <= set(losses)
     if method == 'independent':
@@ -109,29 +124,31 @@ def test_methods_are_configurations(method, keys):
 def test_logit_kd_matches_formula():
     model = build('dml', members=(RESNET8, RESNET8, RESNET8))
     inputs, samples = batch()
-    out = model.cohort_forward(inputs)
+    out = model(inputs, mode='tensor')
     losses = model(inputs, samples, mode='loss')
-    finals = [logits[-1] for logits in out['logits']]
-    t = model.kd_loss.temperature
+    finals = out.logits
+    t = model.distillation.kd_loss.temperature
     for m in range(3):
         expected = sum(
             F.kl_div(
                 F.log_softmax(finals[m] / t, 1),
                 F.softmax(finals[n] / t, 1),
                 reduction='batchmean') * t**2 for n in range(3) if n != m) / 2
-        torch.testing.assert_close(losses[f'member{m}.loss_kd'], expected)
+        torch.testing.assert_close(losses[f'peer{m}.loss_kd_mutual'],
+                                   expected)
 
 
 def test_predict_runs_only_the_members():
     model = build().eval()
-    for branches in model.branches:
+    for branches in model.peers.branches:
         for branch in branches:
             branch.forward = None  # would fail if called
     inputs, _ = batch()
     with torch.no_grad():
         samples = model(inputs, mode='predict')
         scores = [
-            F.softmax(m(inputs, mode='tensor'), dim=1) for m in model.members
+            F.softmax(m(inputs, mode='tensor'), dim=1)
+            for m in model.peers.members
         ]
     member_scores = torch.stack([s.member_scores for s in samples])
     torch.testing.assert_close(member_scores, torch.stack(scores, 1))
@@ -141,7 +158,7 @@ def test_predict_runs_only_the_members():
 
 
 def test_bad_input():
-    with pytest.raises(ValueError, match=r'model.members.*at least 2'):
+    with pytest.raises(ValueError, match=r'model.peers.members.*at least 2'):
         build(members=(RESNET8, ))
     other = copy.deepcopy(WRN10)
     other['head']['num_classes'] = 7
@@ -155,10 +172,14 @@ def test_bad_input():
     last_missing['backbone']['out_indices'] = (0, 1)
     with pytest.raises(ValueError, match=r'out_indices.*\[0, 1, 2\]'):
         build(members=(last_missing, RESNET8))
-    with pytest.raises(ValueError, match='logit_kd'):
-        build(logit_kd='teacher')
+    with pytest.raises(ValueError, match=r'distill\[0\].mimic'):
+        build(distill=[dict(teacher='aggregator', mimic='teacher')])
     with pytest.raises(ValueError, match='aux_depth'):
         build(aux_depth='half')
+    with pytest.raises(ValueError, match='model.peers.aux_depth'):
+        build('mcl', teachers=METHODS['lmcl']['teachers'])
+    with pytest.raises(ValueError, match='model.meta.*model.terms'):
+        build('independent', meta=dict(interval=2))
 
 
 def optim_wrappers(model, lr=0.05, weight_decay=1e-3):
@@ -182,12 +203,13 @@ def test_meta_step_hypergradient_matches_finite_differences():
     so they are switched off here. The reference's momentum adjoint
     (``momentum_adjoint='reference'``) departs from it."""
     torch.manual_seed(0)
-    model = build(loss_weights=dict(soft_vcl=0., soft_icl=0.)).double()
+    model = build(contrast=dict(
+        loss_weights=dict(soft_vcl=0., soft_icl=0.))).double()
     wrappers = optim_wrappers(model, lr=0.01)
     inputs, samples = batch()
     inputs = inputs.double()
-    labels = torch.cat([s.gt_label for s in samples])
-    problem = model.meta_problem(inputs, labels, labels, wrappers['cohort'])
+    problem = cohort_meta_problem(model, inputs, samples,
+                                  wrappers['cohort'])
     phi = problem.phi
     hypergrad = model.meta_step.hypergradient(problem).grads
 
@@ -238,8 +260,7 @@ def test_meta_step_leaves_theta_and_optimizer_untouched():
     phi = {n: p.clone() for n, p in model.meta_net.named_parameters()}
 
     prepared = model.data_preprocessor(data, True)
-    labels = torch.cat([s.gt_label for s in samples])
-    stats = model.meta_update(prepared['inputs'], labels, labels,
+    stats = model.meta_update(prepared['inputs'], samples,
                               wrappers['cohort'], wrappers['meta'])
     for n, p in model.named_parameters():
         if n in theta:
@@ -279,9 +300,10 @@ def test_memory_bank_cohort_updates_banks_after_the_step():
     ``contrast_idx``, the normal step updates the rows of the batch with the
     final-stage embeddings it trained on, the meta step leaves them."""
     torch.manual_seed(0)
-    model = build(contrast_loss=dict(
+    model = build(contrast=dict(contrast_loss=dict(
         type='MemoryBankContrastLoss', num_samples=20, feat_dim=8,
-        num_members=2, momentum=0.5)).train()
+        num_members=2, momentum=0.5))).train()
+    contrast_loss = model.terms.contrast.contrast_loss
     wrappers = optim_wrappers(model)
     inputs, samples = batch()
     data = dict(inputs=list((inputs * 40 + 128).clamp(0, 255).byte()),
@@ -291,15 +313,15 @@ def test_memory_bank_cohort_updates_banks_after_the_step():
     for i, sample in enumerate(samples):
         sample.set_field(torch.tensor([i, (i + 2) % 8, 10, 11, 12]),
                          'contrast_idx', field_type='data')
-    banks = [b.clone() for b in model.contrast_loss.banks]
+    banks = [b.clone() for b in contrast_loss.banks]
     with torch.no_grad():
         processed = model.data_preprocessor(dict(data), True)
-        finals = [e[-1] for e in model.cohort_forward(
-            processed['inputs'])['embeddings']]
+        finals = [e[-1] for e in model(
+            processed['inputs'], mode='tensor').embeddings['contrast']]
     with train_progress(batch_idx=0):  # the meta step runs too
         log_vars = model.train_step(data, wrappers)
-    assert 'meta/lr' in log_vars and 'loss_vcl' in log_vars
-    for bank, before, final in zip(model.contrast_loss.banks, banks, finals):
+    assert 'meta/lr' in log_vars and 'contrast.loss_vcl' in log_vars
+    for bank, before, final in zip(contrast_loss.banks, banks, finals):
         expected = F.normalize(0.5 * before[:8] + 0.5 * final, dim=1)
         torch.testing.assert_close(bank[:8], expected)
         assert torch.equal(bank[8:], before[8:])
@@ -313,13 +335,13 @@ def test_head_init_switch():
     bound = 1 / 64**0.5
     torch.manual_seed(0)
     model = build(members=(RESNET8, RESNET8))
-    for member, branches in zip(model.members, model.branches):
+    for member, branches in zip(model.peers.members, model.peers.branches):
         assert member.head.fc.weight.std() < 0.015
         assert not member.head.fc.bias.any()
         assert all(branch.fc.bias.abs().max() > 0 for branch in branches)
     torch.manual_seed(0)
     model = build(members=(RESNET8, RESNET8), head_init='reference')
-    for member, branches in zip(model.members, model.branches):
+    for member, branches in zip(model.peers.members, model.peers.branches):
         fc = member.head.fc
         assert 0.06 < fc.weight.std() < 0.085
         assert fc.weight.abs().max() <= bound

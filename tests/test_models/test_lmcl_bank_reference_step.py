@@ -87,7 +87,7 @@ def test_normal_step_with_banks_equals_the_reference():
     with train_progress(batch_idx=1):  # the meta step is not due
         log_vars = model.train_step(
             dict(inputs=inputs, data_samples=samples), optim)
-    assert 'meta/lr' not in log_vars and 'loss_vcl' in log_vars
+    assert 'meta/lr' not in log_vars and 'contrast.loss_vcl' in log_vars
     reference = ReferenceLMCLBank(reference_model, lr=LR, weight_decay=WD,
                                   neg_k=NEGATIVES)
     reference.train_batch(inputs, labels, rows[:, :2], rows[:, 2:])
@@ -97,8 +97,9 @@ def test_normal_step_with_banks_equals_the_reference():
         torch.testing.assert_close(p, ref_params[name], rtol=1e-10,
                                    atol=1e-12, msg=name)
     for bank, ref_bank, before in zip(
-            model.contrast_loss.banks, reference_model.contrast_loss.banks,
-            build('anchor').contrast_loss.banks):
+            model.terms.contrast.contrast_loss.banks,
+            reference_model.terms.contrast.contrast_loss.banks,
+            build('anchor').terms.contrast.contrast_loss.banks):
         torch.testing.assert_close(bank, ref_bank, rtol=1e-10, atol=1e-12)
         assert not torch.equal(bank[:B], before[:B])  # the batch's rows
         assert torch.equal(bank[B:], before[B:])
@@ -190,7 +191,9 @@ def test_fresh_virtual_buffers_depart_from_the_reference():
     # the reference's banks: one more update at theta_0 (the replay's)
     written = copy.deepcopy(model)
     out = written(inputs, mode='tensor')
-    written.contrast_loss.update_banks([e[-1] for e in out['embeddings']],
-                                       torch.arange(B))
-    assert_all_close(dict(written.contrast_loss.named_buffers()),
-                     dict(reference_model.contrast_loss.named_buffers()))
+    banks = written.terms.contrast.contrast_loss
+    banks.update_banks([e[-1] for e in out.embeddings['contrast']],
+                       torch.arange(B))
+    assert_all_close(
+        dict(banks.named_buffers()),
+        dict(reference_model.terms.contrast.contrast_loss.named_buffers()))

@@ -10,10 +10,11 @@ Mutation check: each of these one-line bugs was made in turn and made
 ``test_whole_step_equals_the_reference`` fail:
 1. ``meta_step.py``: ``adj_buf = -lr * adj_theta + mu * prev_adj_buf``
    without ``mu *`` (the meta-network's parameters differ);
-2. ``cohort_distiller.py`` ``classification_losses``: skip the first
-   stage's CE (``enumerate(member_logits[1:])``).
+2. ``cohort_distiller.py`` ``ce_losses``: skip the first stage's CE
+   (``enumerate(stages[1:])``).
 """
 import copy
+from typing import Optional
 
 import pytest
 import torch
@@ -41,19 +42,33 @@ def mmmcl_scope():
         yield
 
 
-def lmcl_cohort(**overrides) -> dict:
+def lmcl_cohort(aux_depth: str = 'full',
+                contrast_loss: dict = dict(type='InBatchContrastLoss',
+                                           tau=0.1),
+                loss_weights: Optional[dict] = None,
+                **overrides) -> dict:
     """A float64-ready L-MCL pair of ResNet-8s (inputs as they are)."""
     return dict(
         dict(
             type='CohortDistiller',
-            members=[RESNET8, RESNET8],
+            peers=dict(
+                type='IndependentPeers',
+                members=[RESNET8, RESNET8],
+                aux_depth=aux_depth),
             num_classes=NUM_CLASSES,
             # float64 inputs as they are (no uint8 normalisation)
             data_preprocessor=dict(type='mmengine.BaseDataPreprocessor'),
-            aux_depth='full',
-            embed_dim=8,
-            contrast_loss=dict(type='InBatchContrastLoss', tau=0.1),
-            logit_kd='aggregator',
+            teachers=dict(
+                aggregator=dict(
+                    target=dict(type='StageAggregatorTarget'),
+                    ce_weight=1.0)),
+            distill=[dict(teacher='aggregator', mimic='all')],
+            terms=dict(
+                contrast=dict(
+                    type='MutualContrastTerm',
+                    embed_dim=8,
+                    contrast_loss=contrast_loss,
+                    loss_weights=loss_weights)),
             kd_loss=dict(type='LogitKDLoss', temperature=3.0)), **overrides)
 
 
@@ -140,8 +155,8 @@ def test_exact_switches_depart_only_where_switched():
         momentum_buffers(reference.optimizer, reference_model))
     gap = torch.cat([(p - ref_params[n]).reshape(-1) for n, p in phi.items()])
     assert gap.abs().max() > 1e-8
-    bn = model.members[0].backbone.stem[1]
-    ref_bn = reference_model.members[0].backbone.stem[1]
+    bn = model.peers.members[0].backbone.stem[1]
+    ref_bn = reference_model.peers.members[0].backbone.stem[1]
     assert int(bn.num_batches_tracked) == 1
     assert int(ref_bn.num_batches_tracked) == 2
     assert not torch.allclose(bn.running_var, ref_bn.running_var)

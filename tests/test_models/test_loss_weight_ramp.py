@@ -13,7 +13,7 @@ from mmpretrain.structures import DataSample
 
 from mmmcl.models.losses import LossWeightRamp
 from mmmcl.registry import MODELS
-from mmmcl.testing import train_progress
+from mmmcl.testing import lmcl_model, train_progress
 
 NUM_CLASSES = 4
 RESNET8 = dict(
@@ -21,17 +21,25 @@ RESNET8 = dict(
     backbone=dict(type='CifarResNet', depth=8, out_indices=(0, 1, 2)),
     neck=dict(type='mmpretrain.GlobalAveragePooling'),
     head=dict(type='mmpretrain.LinearClsHead', in_channels=64))
-LMCL = dict(
+LMCL = lmcl_model([RESNET8, RESNET8],
+                  num_classes=NUM_CLASSES,
+                  meta=dict(interval=2, virtual_steps=2, proj_dim=8))
+# MCL with the logit KD to the cohort's mean
+MCL_MEAN = lmcl_model([RESNET8, RESNET8],
+                      num_classes=NUM_CLASSES,
+                      aux_depth=None,
+                      teachers=dict(
+                          mean=dict(target=dict(type='PeerMeanTarget'))),
+                      distill=[dict(teacher='mean')])
+DML = dict(
     type='CohortDistiller',
-    members=[RESNET8, RESNET8],
+    peers=dict(type='IndependentPeers', members=[RESNET8, RESNET8]),
     num_classes=NUM_CLASSES,
-    aux_depth='full',
-    embed_dim=8,
-    contrast_loss=dict(type='InBatchContrastLoss', tau=0.1),
-    logit_kd='aggregator',
-    meta=dict(interval=2, virtual_steps=2, proj_dim=8))
-RAMPED = ('loss_vcl', 'loss_soft_vcl', 'loss_icl', 'loss_soft_icl',
-          'member0.loss_kd', 'member1.loss_kd')
+    teachers=dict(mutual=dict(target=dict(type='OtherPeersTarget'))),
+    distill=[dict(teacher='mutual')])
+RAMPED = ('contrast.loss_vcl', 'contrast.loss_soft_vcl', 'contrast.loss_icl',
+          'contrast.loss_soft_icl', 'peer0.loss_kd_aggregator',
+          'peer1.loss_kd_aggregator')
 
 
 @pytest.fixture(autouse=True)
@@ -40,8 +48,8 @@ def mmmcl_scope():
         yield
 
 
-def build(**kwargs):
-    cfg = copy.deepcopy(LMCL)
+def build(base=LMCL, **kwargs):
+    cfg = copy.deepcopy(base)
     cfg.update(kwargs)
     torch.manual_seed(0)
     model = MODELS.build(cfg).double()
@@ -92,13 +100,12 @@ def test_bad_ramps_fail_naming_the_field():
         build(loss_ramp=dict(type='LossWeightRamp', terms=('kd_typo', )))
     with pytest.raises(ValueError, match='already ramps'):
         build(loss_ramp=[
-            dict(type='LossWeightRamp', terms=('kd', 'icl')),
+            dict(type='LossWeightRamp', terms=('kd_aggregator', 'icl')),
             dict(type='LossWeightRamp', terms=('icl', ))
         ])
     # DML has only the logit KD term
-    with pytest.raises(ValueError, match=r"\('kd',\)"):
-        build(aux_depth=None, contrast_loss=None, logit_kd='mutual',
-              meta=None,
+    with pytest.raises(ValueError, match=r"\('kd_mutual',\)"):
+        build(DML,
               loss_ramp=dict(type='LossWeightRamp', terms=('soft_icl', )))
 
 
@@ -141,13 +148,14 @@ def test_ramp_scales_each_term_and_its_gradient():
 
 
 def test_per_term_ramps_and_logged_factors():
-    model = build(aux_depth=None, logit_kd='mean', meta=None, loss_ramp=[
+    model = build(MCL_MEAN, loss_ramp=[
         dict(type='LossWeightRamp', shape='sigmoid', length=4,
              terms=('soft_vcl', 'soft_icl')),
-        dict(type='LossWeightRamp', shape='linear', length=8, terms='kd'),
+        dict(type='LossWeightRamp', shape='linear', length=8,
+             terms='kd_mean'),
     ]).float()
     expected = dict(soft_vcl=math.exp(-5 * .25), soft_icl=math.exp(-5 * .25),
-                    kd=2 / 8, vcl=1., icl=1.)
+                    kd_mean=2 / 8, vcl=1., icl=1.)
     wrapper = build_optim_wrapper(
         model, dict(optimizer=dict(type='SGD', lr=0.)))
     inputs, samples = batch()
@@ -159,4 +167,4 @@ def test_per_term_ramps_and_logged_factors():
     assert {k: pytest.approx(float(v)) for k, v in log_vars.items()
             if k.startswith('ramp/')} == {
                 f'ramp/{k}': pytest.approx(v) for k, v in expected.items()
-                if k in ('soft_vcl', 'soft_icl', 'kd')}
+                if k in ('soft_vcl', 'soft_icl', 'kd_mean')}

@@ -40,7 +40,7 @@ def test_contrastive_terms_equal_the_authors(config, members):
         F.normalize(torch.randn(16, 8, generator=gen, dtype=torch.float64),
                     dim=1) for _ in range(members)
     ]
-    ours = model.contrast_losses([[e] for e in embeddings], labels, None)
+    ours = model.terms.contrast.loss([[e] for e in embeddings], labels)
     theirs = dict(
         zip(('vcl', 'soft_vcl', 'icl', 'soft_icl'),
             sup_mcl(embeddings, labels, tau=0.1, kd_T=3.)))

@@ -13,23 +13,18 @@ from mmengine.optim.optimizer import amp_optimizer_wrapper
 from mmengine.registry import DefaultScope
 from mmpretrain.structures import DataSample
 
+from mmmcl.models.distillers.meta_problem import cohort_meta_problem
 from mmmcl.registry import MODELS
-from mmmcl.testing import train_progress
+from mmmcl.testing import lmcl_model, train_progress
 
 RESNET8 = dict(
     type='mmpretrain.ImageClassifier',
     backbone=dict(type='CifarResNet', depth=8, out_indices=(0, 1, 2)),
     neck=dict(type='mmpretrain.GlobalAveragePooling'),
     head=dict(type='mmpretrain.LinearClsHead', in_channels=64))
-LMCL = dict(
-    type='CohortDistiller',
-    num_classes=4,
-    members=[RESNET8, RESNET8],
-    aux_depth='full',
-    embed_dim=8,
-    contrast_loss=dict(type='InBatchContrastLoss', tau=0.1),
-    logit_kd='aggregator',
-    meta=dict(interval=2, virtual_steps=2, proj_dim=8))
+LMCL = lmcl_model([RESNET8, RESNET8],
+                  num_classes=4,
+                  meta=dict(interval=2, virtual_steps=2, proj_dim=8))
 SGD = dict(type='SGD', lr=0.05, momentum=0.9, weight_decay=1e-3)
 
 
@@ -94,18 +89,18 @@ def test_meta_step_applies_the_fp32_hypergradient_unscaled(monkeypatch):
     plain = wrappers(reference, False, monkeypatch)
     batch = data()
     inputs = model.data_preprocessor(batch, True)['inputs']
-    labels = torch.cat([s.gt_label for s in batch['data_samples']])
+    samples = batch['data_samples']
 
     # expected: the hypergradient in fp32, applied by the plain optimizer
-    problem = reference.meta_problem(inputs, labels, labels, plain['cohort'])
+    problem = cohort_meta_problem(reference, inputs, samples,
+                                  plain['cohort'])
     hyper = reference.meta_step.hypergradient(problem)
     for p, g in zip(problem.phi, hyper.grads):
         p.grad = g
     plain['meta'].optimizer.step()
 
     phi_before = [p.clone() for p in model.meta_net.parameters()]
-    stats = model.meta_update(inputs, labels, labels, amp['cohort'],
-                              amp['meta'])
+    stats = model.meta_update(inputs, samples, amp['cohort'], amp['meta'])
     assert stats['meta/outer_ce'].dtype == torch.float32
     assert torch.equal(stats['meta/outer_ce'], hyper.outer_loss)
     for p, expected, before in zip(model.meta_net.parameters(),
@@ -130,7 +125,7 @@ def test_amp_train_step_with_the_meta_step(monkeypatch):
     scaled = wrappers(model, True, monkeypatch)
     unscaled = wrappers(reference, True, monkeypatch, scaling=False)
     dtypes = []
-    conv = model.members[0].backbone.stem[0]
+    conv = model.peers.members[0].backbone.stem[0]
     conv.register_forward_hook(lambda m, i, out: dtypes.append(out.dtype))
     theta_before = {n: p.clone() for n, p in model.named_parameters()}
     with train_progress(batch_idx=0):  # the meta step is due

@@ -17,7 +17,7 @@ from mmengine.config import Config
 from mmpretrain.structures import DataSample
 from torch import Tensor
 
-from mmmcl.models.distillers import OnlineKDDistiller
+from mmmcl.models.distillers import CohortDistiller
 from mmmcl.registry import MODELS
 from mmmcl.testing import online_kd_reference as ref
 from mmmcl.testing import train_progress
@@ -48,7 +48,7 @@ def at_epoch():
         yield
 
 
-def build(config: str, options: Optional[dict] = None) -> OnlineKDDistiller:
+def build(config: str, options: Optional[dict] = None) -> CohortDistiller:
     """The config's model (after ``options``, as ``--cfg-options`` gives
     them) in train mode."""
     cfg = Config.fromfile(CONFIGS / config)
@@ -71,7 +71,7 @@ def batch(num_views: int = 0
     return (views if num_views else views[0]), labels, samples
 
 
-def check(model: OnlineKDDistiller, inputs: Union[Tensor, List[Tensor]],
+def check(model: CohortDistiller, inputs: Union[Tensor, List[Tensor]],
           samples: List[DataSample], reference: Callable[[], Tensor],
           params: Sequence[str]) -> None:
     """Our total loss equals ``reference()``, and so do the gradients of

@@ -27,10 +27,13 @@ def member(backbone, width):
 COHORT = dict(
     type='CohortDistiller',
     num_classes=4,
-    members=[
-        member(dict(type='mmpretrain.ResNet', depth=18), 512),
-        member(dict(type='CifarResNet', depth=8, out_indices=(0, 1, 2)), 64)
-    ])
+    peers=dict(
+        type='IndependentPeers',
+        members=[
+            member(dict(type='mmpretrain.ResNet', depth=18), 512),
+            member(
+                dict(type='CifarResNet', depth=8, out_indices=(0, 1, 2)), 64)
+        ]))
 
 
 @pytest.fixture(scope='module')

@@ -309,10 +309,7 @@ def meta_step_fn(config: str, data: dict,
     ``train_step`` calls it after the normal update."""
     model, optim_wrapper = build_model(config, device)
     data = model.data_preprocessor(data, True)
-    samples = data['data_samples']
-    labels = torch.cat([s.gt_label for s in samples]).to(device)
-    target = model.contrast_target(samples, labels)
-    return lambda: model.meta_update(data['inputs'], labels, target,
+    return lambda: model.meta_update(data['inputs'], data['data_samples'],
                                      optim_wrapper['cohort'],
                                      optim_wrapper['meta'])
 
@@ -338,7 +335,7 @@ def run_train_benchmark(batch_size: int = 128, repeats: int = 10,
     """
     dev, data = torch.device(device), make_batch(batch_size, num_classes=100)
     cfg = Config.fromfile(LMCL_CONFIG)
-    m, interval = len(cfg.model.members), cfg.model.meta.interval
+    m, interval = len(cfg.model.peers.members), cfg.model.meta.interval
     singles = [train_step_fn(LMCL_CONFIG, data, dev, single=True)
                for _ in range(m)]
     slow = max(1, math.ceil(repeats / max(meta_repeats, 1)))

@@ -87,16 +87,18 @@ def measure(config: str, implementation: str, virtual_steps: int,
     labels = torch.cat([s.gt_label for s in data['data_samples']]).to(device)
     cohort, meta = optim_wrapper['cohort'], optim_wrapper['meta']
     if implementation == 'mmmcl':
-        run = lambda: model.meta_update(data['inputs'], labels, labels,  # noqa
-                                        cohort, meta)
+        run = lambda: model.meta_update(  # noqa: E731
+            data['inputs'], data['data_samples'], cohort, meta)
     else:
-        weights = model.loss_weights
+        contrast = model.terms.contrast
+        weights = contrast.loss_weights
         reference = ReferenceLMCL(
             model, lr=cohort.get_lr()['lr'][0],
             weight_decay=cohort.optimizer.param_groups[0]['weight_decay'],
             alpha=weights['vcl'], gamma=weights['soft_vcl'],
             beta=weights['icl'], lam=weights['soft_icl'],
-            tau=model.contrast_loss.tau, kd_T=model.kd_loss.temperature,
+            tau=contrast.contrast_loss.tau,
+            kd_T=model.distillation.kd_loss.temperature,
             times=virtual_steps)
         run = lambda: reference.meta_optimisation(data['inputs'], labels)  # noqa
     with PeakMemory(device) as peak:

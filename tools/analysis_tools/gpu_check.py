@@ -166,12 +166,14 @@ def kind_config(kind: str, args: argparse.Namespace) -> Tuple[dict, dict]:
     model = cfg.model
     model.setdefault('data_preprocessor', cfg.data_preprocessor)
     if kind == 'lmcl-bank':
-        model.contrast_loss = dict(
+        contrast = model.terms.contrast
+        contrast.contrast_loss = dict(
             type='MemoryBankContrastLoss', num_samples=args.bank_samples,
-            feat_dim=model.embed_dim, num_members=len(model.members),
-            tau=0.07, kd_temperature=3.0, momentum=0.5)
-        model.loss_weights = dict(vcl=0.01, soft_vcl=1.0, icl=0.01,
-                                  soft_icl=1.0)
+            feat_dim=contrast.embed_dim,
+            num_members=len(model.peers.members), tau=0.07,
+            kd_temperature=3.0, momentum=0.5)
+        contrast.loss_weights = dict(vcl=0.01, soft_vcl=1.0, icl=0.01,
+                                     soft_icl=1.0)
     if model.get('meta') and args.meta_interval:
         model.meta.interval = args.meta_interval
     return model, cfg.optim_wrapper

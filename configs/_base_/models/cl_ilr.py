@@ -5,7 +5,7 @@
 # the detached mean of the other heads' logits: 0.5 CE + 0.5 T^2 KL, T = 2,
 # no ramp.
 model = dict(
-    type='OnlineKDDistiller',
+    type='CohortDistiller',
     peers=dict(
         type='BranchedClassifier',
         branch_at=(1, 2),

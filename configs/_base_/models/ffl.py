@@ -7,7 +7,7 @@
 # same lr schedule) is a parameter group of `teachers.fusion` (see the
 # configs). The child sets peers.classifier and the fusion's in_channels.
 model = dict(
-    type='OnlineKDDistiller',
+    type='CohortDistiller',
     peers=dict(type='BranchedClassifier', branch_at=(2, ), num_branches=(2, )),
     teachers=dict(
         fusion=dict(target=dict(type='FusionTarget'), ce_weight=1.0),

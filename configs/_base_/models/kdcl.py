@@ -4,7 +4,7 @@
 # label-shifted logit over the peers, detached; (1 - a) CE + a T^2 KL with
 # a = 0.5, T = 4. The child sets peers.members.
 model = dict(
-    type='OnlineKDDistiller',
+    type='CohortDistiller',
     peers=dict(type='IndependentPeers'),
     ce_weight=0.5,
     teachers=dict(ensemble=dict(target=dict(type='MinLogitTarget'))),

@@ -9,14 +9,17 @@
 # The exact meta step: --cfg-options model.meta.momentum_adjoint=exact
 # model.meta.replay_bn=none model.meta.virtual_buffers=fresh
 # On purpose not as the reference: VCL reads each net's own bank (the
-# paper's term; the code reads net a's for both: contrast_loss.vcl_bank=
+# paper's term; the code reads net a's for both: terms.contrast.
+# contrast_loss.vcl_bank=
 # 'anchor'), and the heads keep mmpretrain's init (the reference's was read
 # from its CIFAR networks only).
 _base_ = ['./lmcl.py', './memory_bank.py']
 model = dict(
-    aux_depth='one_block',
-    contrast_loss={{_base_.memory_bank_contrast}},
-    loss_weights=dict(vcl=0.01, icl=0.01),
+    peers=dict(aux_depth='one_block'),
+    terms=dict(
+        contrast=dict(
+            contrast_loss={{_base_.memory_bank_contrast}},
+            loss_weights=dict(vcl=0.01, icl=0.01))),
     meta=dict(
         interval=500,
         momentum_adjoint='reference',

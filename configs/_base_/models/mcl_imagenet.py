@@ -2,5 +2,7 @@
 # memory banks, alpha = beta = 0.01.
 _base_ = ['./mcl.py', './memory_bank.py']
 model = dict(
-    contrast_loss={{_base_.memory_bank_contrast}},
-    loss_weights=dict(vcl=0.01, icl=0.01))
+    terms=dict(
+        contrast=dict(
+            contrast_loss={{_base_.memory_bank_contrast}},
+            loss_weights=dict(vcl=0.01, icl=0.01))))

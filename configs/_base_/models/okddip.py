@@ -7,7 +7,7 @@
 # epochs. The child sets peers.classifier and the attention's
 # in_channels (the pooled width).
 model = dict(
-    type='OnlineKDDistiller',
+    type='CohortDistiller',
     peers=dict(type='BranchedClassifier', branch_at=(2, ), num_branches=(4, )),
     teachers=dict(
         attention=dict(

@@ -5,7 +5,7 @@
 # (detached), T = 3, ramped up as exp(-5 (1 - e/80)^2). The child sets
 # peers.classifier and the gate's in_channels (the trunk's width).
 model = dict(
-    type='OnlineKDDistiller',
+    type='CohortDistiller',
     peers=dict(type='BranchedClassifier', branch_at=(2, ), num_branches=(3, )),
     teachers=dict(
         ensemble=dict(

@@ -14,7 +14,7 @@
 # re-implementation's is about 0 for epochs 2-80). The child sets
 # peers.classifier and the ensemble's in_channels.
 model = dict(
-    type='OnlineKDDistiller',
+    type='CohortDistiller',
     peers=dict(type='BranchedClassifier', branch_at=(2, ), num_branches=(3, )),
     teachers=dict(
         ensemble=dict(target=dict(type='ConcatFeatureTarget'), ce_weight=1.0),

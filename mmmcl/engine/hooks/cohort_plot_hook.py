@@ -145,13 +145,14 @@ class CohortPlotHook(Hook):
         losses = _history(log_scalars, 'train/', lambda n: 'loss' in n)
         if not losses:
             return []
-        ce = {n: v for n, v in losses.items()
-              if n == 'loss' or n.endswith('loss_ce')}
+        # the peers' own CE (``peer{p}[.s{s}].loss_ce``) and the total
+        ce = {n: v for n, v in losses.items() if n == 'loss' or (
+            n.startswith('peer') and n.endswith('.loss_ce'))}
         others = {n: v for n, v in losses.items() if n not in ce}
         val = _history(log_scalars, 'val/',
                        lambda n: n.endswith('accuracy/top1'))
-        panels = [(ce, 'classification (CE) and total', 'iteration'),
-                  (others, 'contrastive, KD and aggregator', 'iteration'),
+        panels = [(ce, "the peers' CE and the total", 'iteration'),
+                  (others, 'teachers, KD and terms', 'iteration'),
                   (val, 'validation top-1 (%)', 'validation')]
         return [p for p in panels if p[0]]
 

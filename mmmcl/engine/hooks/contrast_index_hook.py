@@ -28,10 +28,11 @@ class ContrastIndexHook(Hook):
         length = len(runner.train_dataloader.dataset)
         if num_samples != length:
             raise ValueError(
-                f'model.contrast_loss.num_samples={num_samples} but the '
-                f'training set has {length} items: set '
-                f'`model.contrast_loss.num_samples={length}` (one bank row '
-                'per item).')
+                f'The memory banks have {num_samples} rows '
+                '(`num_samples` of the contrast loss of a term, e.g. '
+                'model.terms.contrast.contrast_loss.num_samples) but the '
+                f'training set has {length} items: set it to {length} (one '
+                'bank row per item).')
 
     def before_train_epoch(self, runner) -> None:
         dataset = runner.train_dataloader.dataset

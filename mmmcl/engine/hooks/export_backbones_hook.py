@@ -7,7 +7,7 @@ from mmengine.model import is_model_wrapper
 from mmengine.runner import EpochBasedTrainLoop, IterBasedTrainLoop
 
 from mmmcl.apis.export import load_cohort_checkpoint, save_backbone
-from mmmcl.apis.export_peers import has_peers, num_peers
+from mmmcl.apis.export_peers import num_peers
 from mmmcl.registry import HOOKS
 
 SOURCES = ('best', 'last')
@@ -87,9 +87,7 @@ class ExportBackbonesHook(Hook):
             checkpoint, state_dict = None, model.state_dict()
             cfg, text = runner.cfg, runner.cfg.pretty_text
         logger = MMLogger.get_current_instance()
-        count = num_peers(cfg) if has_peers(cfg) \
-            else len(cfg.model.members)
-        for member in range(count):
+        for member in range(num_peers(cfg)):
             out = osp.join(runner.work_dir, 'backbones', f'member{member}.pth')
             summary = save_backbone(
                 state_dict, cfg, member, out, config_text=text,

@@ -14,9 +14,8 @@ from mmmcl.registry import MODEL_WRAPPERS
 @MODEL_WRAPPERS.register_module()
 class CohortDistributedDataParallel(MMDistributedDataParallel):
     """DDP for a model that runs its own train step: a
-    :class:`~mmmcl.models.CohortDistiller` or an
-    :class:`~mmmcl.models.OnlineKDDistiller`
-    (:class:`~mmmcl.models.distillers.DistributedStepModel`).
+    :class:`~mmmcl.models.CohortDistiller`, or any
+    :class:`~mmmcl.models.distillers.DistributedStepModel`.
 
     ``train_step`` runs the distiller's own step (normal update, bank
     update, meta step) with the loss forward through DDP, so the gradients

@@ -11,8 +11,8 @@ from mmmcl.registry import OPTIM_WRAPPER_CONSTRUCTORS
 class CohortOptimWrapperConstructor:
     """Two optimizers for a cohort: theta and the meta-network phi.
 
-    ``cohort`` optimizes every parameter but the meta-network's (members,
-    branches, embedding heads, aggregators); ``meta`` optimizes the
+    ``cohort`` optimizes every parameter but the meta-network's (peers,
+    teachers, terms); ``meta`` optimizes the
     ``meta_module()`` of a model that has one (L-MCL,
     :class:`~mmmcl.models.distillers.MetaModuleModel`) and is not used for
     the others (MCL, DML, baselines, the online-KD zoo), so one schedule

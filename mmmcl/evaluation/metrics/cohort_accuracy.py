@@ -15,7 +15,7 @@ class CohortAccuracy(BaseMetric):
     ``member{m}/accuracy/top{k}`` and ``ensemble/accuracy/top{k}``, the
     ensemble being the mean of the members' softmax scores; with
     ``classifier_scores`` (name -> (C, ), the classifiers a paper reports,
-    see :class:`OnlineKDDistiller`), also ``{name}/accuracy/top{k}``.
+    see :class:`CohortDistiller`), also ``{name}/accuracy/top{k}``.
     Values in %, ordered: the named classifiers, the ensemble, the members
     (a ``CheckpointHook(save_best='auto')`` picks the first).
 

@@ -2,9 +2,12 @@
 
 Each caller asks for one small interface with :func:`require`, which
 raises naming the model's type, what it lacks and the caller, instead of
-switching a feature off when an attribute is missing. Both distillers
-implement every model interface here; the online-KD zoo answers None where
-it has no meta-network or memory bank.
+switching a feature off when an attribute is missing.
+:class:`~mmmcl.models.CohortDistiller` implements every model interface
+here (answering None where a method has no meta-network or memory bank)
+and asks its own parts for theirs: the peers (:class:`CohortPeers`), the
+terms (:class:`CohortTerm`) and a term's contrast loss
+(:class:`ContrastLoss`).
 """
 import inspect
 from typing import (Any, Callable, Dict, List, NamedTuple, Optional,
@@ -87,12 +90,71 @@ class DistributedStepModel(Protocol):
                    run_forward: Optional[Callable] = None
                    ) -> Dict[str, Tensor]:
         """One training step with the loss forward run by
-        ``run_forward(data, mode='loss')``."""
+        ``run_forward(data, mode='step')``."""
+
+
+@runtime_checkable
+class CohortPeers(Protocol):
+    """The peers of a :class:`~mmmcl.models.CohortDistiller`
+    (``model.peers``: ``IndependentPeers``, ``BranchedClassifier``)."""
+
+    num_peers: int
+
+    def forward(self, inputs: Any, with_stages: bool) -> Any:
+        """The peers' :class:`~mmmcl.models.utils.PeerOutputs`."""
+
+    def head(self, peer: int) -> nn.Module:
+        """Peer ``peer``'s head (its ``loss_module`` is the peer's CE)."""
+
+    def stage_channels(self) -> List[List[int]]:
+        """``[i][s]``: the pooled width of every stage of every peer."""
+
+    def init_as_reference(self) -> None:
+        """The classifiers initialised as the reference codes leave
+        them (``head_init='reference'``)."""
+
+    def backbone_state_dict(self, peer: int) -> Dict[str, Tensor]:
+        """Peer ``peer``'s plain backbone weights (the export)."""
+
+
+@runtime_checkable
+class CohortTerm(Protocol):
+    """A loss term of a :class:`~mmmcl.models.CohortDistiller` on the
+    peers' stage features (``model.terms``: ``MutualContrastTerm``)."""
+
+    #: the names of its losses, ``loss_{name}``, which ``loss_ramp`` ramps
+    names: Tuple[str, ...]
+
+    def forward(self, stage_feats: List[List[Tensor]]) -> Any:
+        """What the term embeds of the features ``[i][s]``."""
+
+    def target(self, data_samples: list, labels: Tensor) -> Tensor:
+        """What its loss compares against on this batch."""
+
+    def loss(self, embeddings: Any, target: Tensor,
+             weights: Optional[Tensor], factors: Optional[Dict[str, float]],
+             banks: Optional[Dict[str, Tensor]]) -> Dict[str, Tensor]:
+        """Its losses, weighted by the meta-network's block weights and
+        ramped by ``factors``."""
+
+    def bank_update(self, embeddings: Any,
+                    target: Tensor) -> Optional[Callable[[], dict]]:
+        """The post-update write of its memory banks (None without)."""
+
+    def bank_rows(self) -> Optional[int]:
+        """Rows of each memory bank; None without memory banks."""
+
+    def named_banks(self) -> Dict[str, Tensor]:
+        """Its memory banks by name (none without)."""
+
+    def written_banks(self, embeddings: Any, target: Tensor,
+                      banks: Dict[str, Tensor]) -> Dict[str, Tensor]:
+        """``banks`` after this step's write, out of place."""
 
 
 @runtime_checkable
 class ContrastLoss(Protocol):
-    """The contrast loss of :class:`~mmmcl.models.CohortDistiller`."""
+    """The contrast loss of a :class:`~mmmcl.models.MutualContrastTerm`."""
 
     #: True: memory banks (targets are bank rows ``contrast_idx``, the
     #: banks are updated after the step); False: in-batch negatives

@@ -29,8 +29,9 @@ class LossWeightRamp(nn.Module):
         length (int): L, in epochs or iterations. Defaults to 80.
         by_epoch (bool): Whether t counts epochs. Defaults to True.
         terms (Sequence[str], optional): The loss terms it scales, e.g.
-            ``('soft_vcl', 'soft_icl')`` or ``('kd', )``; None scales every
-            distillation term of the model (never the CE terms).
+            ``('soft_vcl', 'soft_icl')`` or ``('kd_aggregator', )``; None
+            scales every distillation term of the model (never the CE
+            terms).
     """
 
     #: Version 1 kept t in a buffer ``progress``, which loading drops.

@@ -8,7 +8,8 @@ from mmengine.model import BaseModule, ModuleDict
 from torch import Tensor
 
 from mmmcl.registry import MODELS
-from ..utils import STAGE_INIT_CFG, PeerOutputs, fresh_copies, stage_layers
+from ..utils import (STAGE_INIT_CFG, PeerOutputs, fresh_copies,
+                     pytorch_default_linear, stage_layers)
 
 Path = Tuple[int, ...]
 
@@ -149,8 +150,19 @@ class BranchedClassifier(BaseModule):
         return self.leaf_heads[key] if key in self.leaf_heads \
             else self.classifier.head
 
+    def stage_channels(self) -> List[List[int]]:
+        """``[i][s]``: each peer's one stage, its pooled width D."""
+        return [[self.head(p).in_channels] for p in range(self.num_peers)]
+
+    def init_as_reference(self) -> None:
+        """Every Linear layer with PyTorch's default init, as the zoo's
+        reference codes leave them."""
+        pytorch_default_linear(self)
+
     # ---------------------------------------------------------- forward
-    def forward(self, inputs: Union[Tensor, Sequence[Tensor]]) -> PeerOutputs:
+    def forward(self,
+                inputs: Union[Tensor, Sequence[Tensor]],
+                with_stages: bool = True) -> PeerOutputs:
         """Every peer's map, feature and logits.
 
         Args:
@@ -158,6 +170,7 @@ class BranchedClassifier(BaseModule):
                 views of them (e.g. from mmpretrain's ``MultiView``): peer
                 p then sees view ``p % V``, through its own pass of the
                 trunk.
+            with_stages (bool): Unused: each peer has one stage, its own.
 
         Returns:
             PeerOutputs: N peers; ``trunk`` holds the classifier's split

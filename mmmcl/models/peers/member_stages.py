@@ -1,8 +1,8 @@
-"""Building and checking a cohort's members and their auxiliary branches.
+"""Building and checking independent peers and their auxiliary branches.
 
-Every error names the config field at fault (``model.members[m]...``).
+Every error names the config field at fault
+(``model.peers.members[m]...``).
 """
-import copy
 from typing import List, Optional, Sequence
 
 import torch.nn as nn
@@ -10,16 +10,6 @@ from mmengine.model import ModuleList
 
 from ..backbones.auxiliary_branch import AuxiliaryBranch
 from ..utils import stage_layers
-
-
-def with_num_classes(member: dict, num_classes: Optional[int]) -> dict:
-    """A copy of a member config whose head gets ``num_classes`` if it
-    names none."""
-    member = copy.deepcopy(member)
-    head = member.get('head')
-    if num_classes is not None and isinstance(head, dict):
-        head.setdefault('num_classes', num_classes)
-    return member
 
 
 def check_members(members: Sequence[nn.Module]) -> int:
@@ -31,15 +21,15 @@ def check_members(members: Sequence[nn.Module]) -> int:
         if not hasattr(head, 'num_classes') or not hasattr(
                 head, 'in_channels'):
             raise TypeError(
-                f'`model.members[{m}]` must be a classifier with a '
+                f'`model.peers.members[{m}]` must be a classifier with a '
                 'linear head that has `num_classes` and `in_channels` '
                 f'(e.g. LinearClsHead), got {type(member).__name__} '
                 f'with head {type(head).__name__}.')
         num_classes.append(head.num_classes)
         if head.num_classes != num_classes[0]:
             raise ValueError(
-                f'`model.members[{m}].head.num_classes` is '
-                f'{head.num_classes} but `model.members[0].head.'
+                f'`model.peers.members[{m}].head.num_classes` is '
+                f'{head.num_classes} but `model.peers.members[0].head.'
                 f'num_classes` is {num_classes[0]}: a cohort shares '
                 'one label space.')
     return num_classes[0]
@@ -56,7 +46,7 @@ def stage_positions(member: nn.Module, m: int,
             or names one output only while branches need two.
     """
     backbone = member.backbone
-    field = f'model.members[{m}].backbone'
+    field = f'model.peers.members[{m}].backbone'
     try:
         stages, _ = stage_layers(backbone)
     except TypeError as e:

@@ -1,0 +1,3 @@
+from .mutual_contrast_term import MutualContrastTerm
+
+__all__ = ['MutualContrastTerm']
