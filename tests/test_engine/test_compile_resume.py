@@ -8,8 +8,8 @@ import pytest
 import torch
 from torch._dynamo.utils import counters
 
-from mmmcl.utils import load_from_local
-from test_resume import assert_same_optimizers, tiny_cfg, train  # noqa: I100
+from test_resume import (assert_same_optimizers,  # noqa: I100
+                         straight_and_resumed, tiny_cfg, train)
 
 pytestmark = pytest.mark.slow
 
@@ -25,37 +25,29 @@ def train_compiled(cfg, stop=None):
     return train(cfg, stop)
 
 
-def compiled_cfg(work_dir: Path):
+def compiled_cfg(work_dir: Path, by_epoch: bool = False):
     """``test_resume``'s iteration-based tiny L-MCL run, 4 iterations (the
     meta step at 0 and 2, the lr changing at every step), compiled."""
-    cfg = tiny_cfg(work_dir, by_epoch=False)
+    cfg = tiny_cfg(work_dir, by_epoch=by_epoch)
     cfg.train_cfg.max_iters = END
     cfg.compile = True
     return cfg
 
 
 def test_compiled_resume_is_exact(tmp_path):
-    straight = train_compiled(compiled_cfg(tmp_path / 'straight'))
-    crashed = compiled_cfg(tmp_path / 'crashed')
-    train_compiled(crashed, stop=STOP)
-    assert not (tmp_path / 'crashed' / f'iter_{END}.pth').exists()
-    cut = load_from_local(str(tmp_path / 'crashed' / f'iter_{STOP}.pth'))
-    crashed.resume = True
-    crashed.experiment_name += '_resumed'
-    resumed = train_compiled(crashed)
+    runs = straight_and_resumed(tmp_path, False, STOP, END,
+                                make_cfg=compiled_cfg, run=train_compiled)
     # the Runner compiled the step it ran (MMEngine sets the compiled bound
     # method on the model), and Dynamo compiled graphs in the resumed run
-    for runner in (straight, resumed):
+    for runner in (runs['straight'], runs['resumed']):
         assert 'train_step' in vars(runner.model)
     assert counters['stats']['unique_graphs'] > 0
-    assert resumed.iter == straight.iter == END
 
-    a = load_from_local(str(tmp_path / 'straight' / f'iter_{END}.pth'))
-    b = load_from_local(str(tmp_path / 'crashed' / f'iter_{END}.pth'))
+    a, b, cut = runs['a'], runs['b'], runs['cut']
     assert a['state_dict'].keys() == b['state_dict'].keys()
     moved = set()
     for key, value in a['state_dict'].items():
-        # members, branches, BN statistics and the meta-network
+        # peers, teachers, terms, BN statistics and the meta-network
         assert torch.equal(value, b['state_dict'][key]), key
         if not torch.equal(value, cut['state_dict'][key]):
             moved.add(key.split('.')[0])

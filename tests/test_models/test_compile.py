@@ -84,8 +84,7 @@ def test_compiled_train_step_with_the_meta_step():
             b.copy_(c)
     reference_wrappers = optim_wrappers(reference)
     data = reference.data_preprocessor(uint8_batch(), True)
-    labels = torch.cat([s.gt_label for s in data['data_samples']])
-    reference.meta_update(data['inputs'], labels, labels,
+    reference.meta_update(data['inputs'], data['data_samples'],
                           reference_wrappers['cohort'],
                           reference_wrappers['meta'])
     moved = 0

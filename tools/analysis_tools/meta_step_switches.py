@@ -23,6 +23,7 @@ import torch
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 from benchmark_loss import ROOT, build_model, make_batch  # noqa: E402
 
+from mmmcl.models.distillers import cohort_meta_problem  # noqa: E402
 from mmmcl.testing import train_progress  # noqa: E402
 from mmmcl.utils.provenance import write_result  # noqa: E402
 from mmmcl.utils.result_table import machine_note, markdown_table  # noqa
@@ -43,9 +44,8 @@ def measure(config: str, batch_size: int) -> dict:
     model.double()
     data = model.data_preprocessor(batch, True)
     inputs = data['inputs'].double()
-    labels = torch.cat([s.gt_label for s in data['data_samples']])
-    problem = model.meta_problem(inputs, labels, labels,
-                                 optim_wrapper['cohort'])
+    problem = cohort_meta_problem(model, inputs, data['data_samples'],
+                                  optim_wrapper['cohort'])
     step = model.meta_step
     step.replay_bn = 'none'
     hyper = {}

@@ -52,26 +52,18 @@ class CohortDistiller(CohortPredictMixin, BaseModel):
         peers (dict): ``IndependentPeers`` or ``BranchedClassifier``; heads
             get ``num_classes`` if they name none.
         teachers (dict[str, dict], optional): Name -> ``dict(target=...,
-            peers=None, source='online', ce_weight=0.)``: the target (its
-            ``num_classes`` and ``stage_channels`` filled in when it takes
-            them), the peers it reads (all for None), ``'online'`` or
-            ``'temporal_mean'`` outputs, the weight of its own CE (with
-            the head loss of the first peer it reads, or of peer p for a
-            target per peer).
+            peers=None, source='online', ce_weight=0.)``
+            (:class:`CohortTeachers`).
         distill (Sequence[dict]): ``dict(teacher=NAME, students='peers',
-            weight=1., detach=True, mimic='paired')``; ``students`` is
-            ``'peers'`` (those the teacher reads), peer indices or another
-            teacher. ``'paired'``: a teacher's one target for all, or
-            target p for peer p (a list for a peer: the mean of its KD
-            terms); ``'all'``: every student mimics every target, the KD
-            terms summed (L-MCL). The term is ``kd_<teacher>``.
+            weight=1., detach=True, mimic='paired')``, each a term
+            ``kd_<teacher>`` (:class:`LogitDistillation`).
         terms (dict[str, dict], optional): Name -> a term config, e.g.
             ``MutualContrastTerm`` (its ``stage_channels`` filled in).
         meta (dict, optional): The meta-network of the layer-matching
             weights (``proj_dim``) and its :class:`MetaStep` (``interval``,
             ``virtual_steps``, ``momentum`` and the switches). Needs a term.
-        kd_loss (dict): Defaults to ``dict(type='LogitKDLoss',
-            temperature=3.0)``.
+        kd_loss (dict, optional): The distillation's KD loss. Defaults to
+            ``dict(type='LogitKDLoss', temperature=3.0)``.
         ce_weight (float): w_ce of the peers' CE. Defaults to 1.
         temporal_mean (dict, optional): An MMEngine averaged-model config of
             the peers, updated after every step, for teachers with
