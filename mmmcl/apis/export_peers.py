@@ -1,12 +1,13 @@
 """The backbone of one peer of a cohort (``model.peers``).
 
-The cohort is built from its config and loads the state dict strictly
-(checkpoints of the distillers before their merge through the key map on
-load); its peers module then gathers the peer's backbone weights
-(``backbone_state_dict``): member p's backbone for independent peers, the
-path through the tree (the shared trunk, then one branch at each split) for
-a :class:`BranchedClassifier`. So any peer's export loads strictly into the
-plain backbone of its config.
+Only the cohort's peers module is built from its config (not the teachers,
+terms, meta-network or memory banks), and it loads the ``peers.`` part of
+the state dict strictly (checkpoints of the distillers before their merge
+through the same key map as on load); the peers module then gathers the
+peer's backbone weights (``backbone_state_dict``): member p's backbone for
+independent peers, the path through the tree (the shared trunk, then one
+branch at each split) for a :class:`BranchedClassifier`. So any peer's
+export loads strictly into the plain backbone of its config.
 """
 import copy
 from collections import OrderedDict
@@ -16,26 +17,38 @@ import torch
 from mmengine.config import Config
 from mmengine.registry import DefaultScope
 
+from mmmcl.models.distillers import map_legacy_keys
+from mmmcl.models.distillers.cohort_specs import peers_cfg
 from mmmcl.registry import MODELS
 from mmmcl.utils.state_dict_diff import LISTED
 
 __all__ = ['num_peers', 'peer_backbone']
 
-# the roots of a cohort's state dict, today's and before the merge
-COHORT_ROOTS = ('peers', 'members')
+PREFIX = 'peers.'
 
 
-def _build_model(cfg: Config) -> torch.nn.Module:
-    model_cfg = copy.deepcopy(cfg.model)
-    if cfg.get('data_preprocessor') is not None:
-        model_cfg.setdefault('data_preprocessor', cfg.data_preprocessor)
+def _build_peers(cfg: Config) -> torch.nn.Module:
+    """The config's peers module, heads filled with the cohort's
+    ``num_classes`` as :class:`CohortDistiller` fills them."""
+    model = cfg.model
+    preprocessor = model.get('data_preprocessor') or cfg.get(
+        'data_preprocessor') or {}
+    num_classes = model.get('num_classes', preprocessor.get('num_classes'))
     with DefaultScope.overwrite_default_scope('mmmcl'):
-        return MODELS.build(model_cfg)
+        return MODELS.build(peers_cfg(copy.deepcopy(model.peers),
+                                      num_classes))
+
+
+def _listed(keys: list) -> list:
+    """The first keys of a mismatch, the members' first."""
+    members_first = sorted(
+        keys, key=lambda k: (not k.startswith('members.'), k))
+    return members_first[:LISTED]
 
 
 def num_peers(cfg: Config) -> int:
     """N, the number of peers the config's model has."""
-    return _build_model(cfg).peers.num_peers
+    return _build_peers(cfg).num_peers
 
 
 def peer_backbone(state_dict: Mapping[str, torch.Tensor], cfg: Config,
@@ -56,41 +69,41 @@ def peer_backbone(state_dict: Mapping[str, torch.Tensor], cfg: Config,
         the nearest ``_scope_``.
 
     Raises:
-        ValueError: Not a cohort's state dict, one that does not load
-            strictly into the config's model, or no peer ``peer``.
+        ValueError: Not a cohort's state dict, one whose ``peers.`` part
+            does not load strictly into the config's peers, or no peer
+            ``peer``.
     """
     weights = OrderedDict(
         (k[len('module.'):] if k.startswith('module.') else k, v)
         for k, v in state_dict.items())
+    map_legacy_keys(weights, '')  # an old cohort's members.N.*, ...
     roots = sorted({k.split('.')[0] for k in weights})
-    if not set(roots) & set(COHORT_ROOTS):
+    if PREFIX[:-1] not in roots:
         raise ValueError(
             f'{source} is not a cohort checkpoint: no key starts with '
             f'`peers.` (its keys start with {roots[:LISTED]}). For a single '
             "classifier checkpoint use init_cfg=dict(type='Pretrained', "
             "checkpoint=..., prefix='backbone.') instead of an export.")
-    model = _build_model(cfg)
-    missing, unexpected = model.load_state_dict(weights, strict=False)
+    peers = _build_peers(cfg)
+    missing, unexpected = peers.load_state_dict(
+        OrderedDict((k[len(PREFIX):], v) for k, v in weights.items()
+                    if k.startswith(PREFIX)),
+        strict=False)
     if missing or unexpected:
-
-        def listed(keys: list) -> list:  # the members' first
-            return sorted(keys, key=lambda k: (
-                not k.startswith('peers.members.'), k))[:LISTED]
-
         raise ValueError(
             f'{source} does not match its config (a wrong --config?): '
-            f'{len(missing)} missing keys {listed(missing)}, '
-            f'{len(unexpected)} unexpected keys {listed(unexpected)}.')
-    total = model.peers.num_peers
+            f'{len(missing)} missing keys {_listed(missing)}, '
+            f'{len(unexpected)} unexpected keys {_listed(unexpected)} '
+            'of `model.peers`.')
+    total = peers.num_peers
     if not 0 <= peer < total:
         raise ValueError(f'{source} has no member {peer}: it holds {total} '
                          f'peers, valid indices (--member) are 0 to '
                          f'{total - 1}.')
-    peers_cfg = cfg.model.peers
-    owner = peers_cfg.classifier if 'classifier' in peers_cfg \
-        else peers_cfg.members[peer]
+    spec = cfg.model.peers
+    owner = spec.classifier if 'classifier' in spec else spec.members[peer]
     backbone = copy.deepcopy(owner.backbone)
     scope = backbone.get('_scope_') or owner.get('_scope_') or \
         cfg.model.get('_scope_', 'mmmcl')
     backbone['_scope_'] = scope
-    return OrderedDict(model.peers.backbone_state_dict(peer)), backbone
+    return OrderedDict(peers.backbone_state_dict(peer)), backbone

@@ -234,7 +234,8 @@ class CohortDistiller(CohortPredictMixin, BaseModel):
         losses.update(
             self.distillation(outputs, targets,
                               self.ramp_factors(self.distillation.names)))
-        weights = self.matching_weights(outputs) if self.meta_net else None
+        weights = None if self.meta_net is None \
+            else self.matching_weights(outputs)
         updates = []
         for name, term in self.terms.items():
             target = term.target(data_samples, labels)
@@ -364,14 +365,15 @@ class CohortDistiller(CohortPredictMixin, BaseModel):
     ) -> Tuple[OptimWrapper, Optional[OptimWrapper]]:
         """The wrappers of the trained parts (``cohort``) and of the
         meta-network (``meta``, None without one)."""
-        expected = {'cohort', 'meta'} if self.meta_net else {'cohort'}
+        has_meta = self.meta_net is not None
+        expected = {'cohort', 'meta'} if has_meta else {'cohort'}
         if isinstance(optim_wrapper, OptimWrapperDict):
             if set(optim_wrapper.keys()) != expected:
                 raise KeyError(f'`optim_wrapper` must hold {sorted(expected)}'
                                f', got {sorted(optim_wrapper.keys())}.')
-            meta = optim_wrapper['meta'] if self.meta_net else None
+            meta = optim_wrapper['meta'] if has_meta else None
             return optim_wrapper['cohort'], meta
-        if self.meta_net is not None:
+        if has_meta:
             raise TypeError('`model.meta` needs two optimizers: use '
                             "optim_wrapper=dict(constructor='Cohort"
                             "OptimWrapperConstructor', cohort=..., meta=...).")

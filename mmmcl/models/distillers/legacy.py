@@ -66,12 +66,15 @@ def upgrade_model_cfg(model: dict) -> dict:
         }
         model['distill'] = [dict(teacher=name, **distill)]
     contrast_loss = model.pop('contrast_loss', None)
-    term = dict(type='MutualContrastTerm', contrast_loss=contrast_loss)
-    for key in ('embed_dim', 'loss_weights'):
-        if key in model:
-            term[key] = model.pop(key)
+    term = {
+        k: model.pop(k)
+        for k in ('embed_dim', 'loss_weights') if k in model
+    }
     if contrast_loss is not None:
-        model['terms'] = dict(contrast=term)
+        model['terms'] = dict(
+            contrast=dict(
+                type='MutualContrastTerm', contrast_loss=contrast_loss,
+                **term))
     ramps = model.get('loss_ramp')
     for ramp in [ramps] if isinstance(ramps, dict) else ramps or []:
         if ramp.get('terms') and logit_kd is not None:

@@ -72,8 +72,8 @@ class LogitDistillation(nn.Module):
         """The entries' terms, ``kd_<teacher>``."""
         return [entry['term'] for entry in self.entries]
 
-    def forward(self, outputs: PeerOutputs, targets: Dict[str, Union[Tensor,
-                                                                     list]],
+    def forward(self, outputs: PeerOutputs,
+                targets: Dict[str, Union[Tensor, list]],
                 factors: Dict[str, float]) -> Dict[str, Tensor]:
         """``{student}.loss_kd_{teacher}`` of every entry, times its weight
         and its ramp factor in ``factors``."""

@@ -49,15 +49,13 @@ def cohort_meta_problem(model: nn.Module, inputs: Tensor, data_samples: list,
     lrs, weight_decays = sgd_hyperparams(theta, wrapper)
     phi = [p for p in model.meta_net.parameters() if p.requires_grad]
     # each term's banks: name in the model -> name in the term
-    model_name = {id(b): n for n, b in model.named_buffers()}
     banks: Dict[str, Dict[str, str]] = {}
     if model.meta_step.carries_buffers:
+        model_name = {id(b): n for n, b in model.named_buffers()}
         for name, term in model.terms.items():
-            banks[name] = {
-                model_name[id(b)]: n
-                for n, b in term.named_banks().items()
-            }
-            buffers.update({n: model.get_buffer(n) for n in banks[name]})
+            named = term.named_banks()
+            banks[name] = {model_name[id(b)]: n for n, b in named.items()}
+            buffers.update({model_name[id(b)]: b for b in named.values()})
     targets = {
         name: term.target(data_samples, labels)
         for name, term in model.terms.items()
