@@ -1,5 +1,4 @@
-from typing import (Callable, Dict, List, NamedTuple, Optional, Sequence,
-                    Tuple)
+from typing import Callable, Dict, List, NamedTuple, Sequence, Tuple
 
 import torch
 from mmengine.dist import all_reduce, get_world_size
@@ -50,10 +49,7 @@ class MetaStep:
     a_theta = d outer / d theta_{K+1} and a_d = 0, for t = K .. 0,
     ``a_d = -lr a_theta + mu a_d``, (hv, g_phi) = a_d^T d g_t /
     d (theta_t, phi), ``a_theta += wd a_d + hv``, hypergradient += g_phi.
-    The last step's graph is built while stepping (with the outer loss's
-    at theta_{K+1} beside it) and replayed first, so K + 1 forwards and
-    backwards run first-order and K second-order ones are replayed. So the
-    extra memory is at most two steps' graphs whatever K, plus K + 1 flat
+    So the extra memory is one step's graph whatever K, plus K + 1 flat
     copies of theta. theta is handled as one flat vector (no Python loop
     over parameters).
 
@@ -162,26 +158,16 @@ class MetaStep:
         objectives = [inner] * self.virtual_steps + [outer]
 
         # Forward: first-order virtual steps, keeping every theta_t and the
-        # buffers each started from. The last one (on the outer objective)
-        # keeps its second-order graph: the replay starts with it.
+        # buffers each started from.
         snapshots, states = [], []
         current, state = flat_theta.values, buffers
         buf = None
         with record_function('meta_step/virtual_steps'):
-            for t, objective in enumerate(objectives):
+            for objective in objectives:
                 snapshots.append(current)
                 states.append(state)
                 step_state = _copy(state)
-                if t < self.virtual_steps:
-                    grad = flat_theta.grad(objective, current, step_state)
-                else:
-                    last_leaf = current.detach().requires_grad_()
-                    last_grad = torch.autograd.grad(
-                        objective(flat_theta.unflatten(last_leaf),
-                                  step_state),
-                        last_leaf,
-                        create_graph=True)[0]
-                    grad = _mean_over_ranks(last_grad)
+                grad = flat_theta.grad(objective, current, step_state)
                 if self.carries_buffers:
                     state = step_state
                 direction = grad + wd * current
@@ -197,12 +183,14 @@ class MetaStep:
         adj_buf = torch.zeros_like(adj_theta)
         with record_function('meta_step/reverse_replay'):
             for t in reversed(range(len(objectives))):
-                if t == self.virtual_steps:
-                    leaf, grad = last_leaf, last_grad
-                else:
-                    leaf, grad = self._replayed_grad(
-                        objectives[t], snapshots[t], states[t], flat_theta,
-                        buffers if t == 0 else None)
+                step_state = _copy(states[t])
+                leaf = snapshots[t].requires_grad_()
+                loss = objectives[t](flat_theta.unflatten(leaf), step_state)
+                if t == 0 and self.replay_bn == 'reference':
+                    with torch.no_grad():
+                        for name, value in buffers.items():
+                            value.copy_(step_state[name])
+                grad = torch.autograd.grad(loss, leaf, create_graph=True)[0]
                 prev_adj_buf = adj_buf
                 adj_buf = -lr * adj_theta + mu * prev_adj_buf
                 wrt = ([leaf] if t > 0 else []) + (
@@ -223,23 +211,6 @@ class MetaStep:
                     if v is not None:
                         h.add_(v)
         return Hypergradient(hypergrads, outer_loss.detach())
-
-    def _replayed_grad(self, objective: Objective, theta: Tensor,
-                       state: Dict[str, Tensor], flat_theta: 'FlatParams',
-                       model_buffers: Optional[Dict[str, Tensor]]
-                       ) -> Tuple[Tensor, Tensor]:
-        """The gradient g_t of ``objective`` at ``theta`` (N, ), with its
-        graph (this rank's share), on a copy of ``state``; with
-        ``replay_bn='reference'`` the copy is then written to
-        ``model_buffers`` where given (the replay of step 0)."""
-        step_state = _copy(state)
-        leaf = theta.requires_grad_()
-        loss = objective(flat_theta.unflatten(leaf), step_state)
-        if model_buffers is not None and self.replay_bn == 'reference':
-            with torch.no_grad():
-                for name, value in model_buffers.items():
-                    value.copy_(step_state[name])
-        return leaf, torch.autograd.grad(loss, leaf, create_graph=True)[0]
 
 
 class FlatParams:
