@@ -228,3 +228,29 @@ def test_compiled_online_kd_steps_equal_eager(method, num_views):
                                    atol=1e-5, msg=name)
         moved += not torch.equal(p, p0)
     assert moved > len(state) // 2
+
+
+def test_a_moving_ramp_does_not_recompile():
+    """ONE's ramp moves every epoch: the compiled step gets the factor as a
+    tensor (an eager ``ramp_weights``), so five epochs run the graphs of
+    the first steps, and log the ramp the eager step logs. A Python number
+    read in the compiled step would be a guarded constant: a new graph per
+    epoch, eager after Dynamo's limit of 8."""
+    model, optim_cfg = build_online_kd('one')
+    eager = copy.deepcopy(model)
+    wrapper = build_optim_wrapper(model, optim_cfg)
+    eager_wrapper = build_optim_wrapper(eager, optim_cfg)
+    compiled_step = torch.compile(model.train_step)
+    graphs, ramps = [], []
+    for epoch in range(5):  # the ramp (4 epochs): 0.007, 0.06, 0.29, ...
+        with train_progress(batch_idx=0, epoch=epoch):
+            log = compiled_step(uint8_views(0, epoch), wrapper)
+            eager_log = eager.train_step(uint8_views(0, epoch), eager_wrapper)
+        graphs.append(counters['stats']['unique_graphs'])
+        ramps.append(float(log['ramp/kd_ensemble']))
+        torch.testing.assert_close(log['ramp/kd_ensemble'],
+                                   eager_log['ramp/kd_ensemble'])
+        torch.testing.assert_close(log['loss'], eager_log['loss'],
+                                   rtol=1e-4, atol=1e-5)
+    assert len(set(ramps)) == 5 and ramps[-1] == 1.
+    assert graphs[1] == graphs[2] == graphs[3] == graphs[4], graphs

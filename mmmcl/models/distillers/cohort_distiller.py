@@ -182,6 +182,19 @@ class CohortDistiller(CohortPredictMixin, BaseModel):
         """:meth:`ramp_factor` of each term."""
         return {term: self.ramp_factor(term) for term in terms}
 
+    @torch.compiler.disable
+    def ramp_weights(self) -> Dict[str, Tensor]:
+        """:meth:`ramp_factor` of each ramped term as a 0-dim tensor of
+        the peers' dtype. Eager under ``torch.compile``: the compiled step
+        gets the factor as an input, where a Python number would be a
+        guarded constant, recompiled at each new value (every epoch of a
+        ramp; after 8, Dynamo would leave the step eager)."""
+        dtype = next(self.peers.parameters()).dtype
+        return {
+            term: torch.tensor(self.ramp_factor(term), dtype=dtype)
+            for term in self.ramp_of_term
+        }
+
     # ------------------------------------------------------------ forward
     def forward(self,
                 inputs: Union[Tensor, List[Tensor]],
@@ -219,6 +232,7 @@ class CohortDistiller(CohortPredictMixin, BaseModel):
                     ) -> Tuple[Dict[str, Tensor], List[PostUpdate]]:
         """Every loss of the batch and the post-update steps it leaves
         (the terms' bank writes)."""
+        ramps = self.ramp_weights()
         outputs = self.features(inputs)
         labels = torch.cat([s.gt_label for s in data_samples]).to(
             outputs.logits[0].device)
@@ -232,8 +246,10 @@ class CohortDistiller(CohortPredictMixin, BaseModel):
         targets = self.teachers.targets(outputs, averaged)
         losses.update(self.teachers.ce_losses(targets, labels, self.peers))
         losses.update(
-            self.distillation(outputs, targets,
-                              self.ramp_factors(self.distillation.names)))
+            self.distillation(outputs, targets, {
+                name: ramps.get(name, 1.)
+                for name in self.distillation.names
+            }))
         weights = None if self.meta_net is None \
             else self.matching_weights(outputs)
         updates = []
@@ -242,8 +258,10 @@ class CohortDistiller(CohortPredictMixin, BaseModel):
             embeddings = outputs.embeddings[name]
             losses.update({
                 f'{name}.{k}': v
-                for k, v in term.loss(embeddings, target, weights,
-                                      self.ramp_factors(term.names)).items()
+                for k, v in term.loss(embeddings, target, weights, {
+                    name: ramps.get(name, 1.)
+                    for name in term.names
+                }).items()
             })
             update = term.bank_update(embeddings, target)
             if update is not None:
@@ -305,8 +323,10 @@ class CohortDistiller(CohortPredictMixin, BaseModel):
             data = self.data_preprocessor(data, True)
             losses, updates = run_forward(data, mode='step')
         parsed_losses, log_vars = self.parse_losses(losses)
-        for term in self.ramp_of_term:
-            log_vars[f'ramp/{term}'] = torch.tensor(self.ramp_factor(term))
+        log_vars.update({
+            f'ramp/{term}': weight
+            for term, weight in self.ramp_weights().items()
+        })
         wrapper.update_params(parsed_losses)
         for update in updates:
             log_vars.update(update())

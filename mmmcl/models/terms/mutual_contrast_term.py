@@ -1,5 +1,5 @@
 """MCL's four contrastive terms over every (peer, stage) pair (a term)."""
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -88,7 +88,7 @@ class MutualContrastTerm(nn.Module):
              embeddings: Embeddings,
              target: Tensor,
              weights: Optional[Tensor] = None,
-             factors: Optional[Dict[str, float]] = None,
+             factors: Optional[Dict[str, Union[float, Tensor]]] = None,
              banks: Optional[Dict[str, Tensor]] = None) -> Dict[str, Tensor]:
         """The four terms ``loss_{vcl,soft_vcl,icl,soft_icl}``, each times
         its loss weight and ramp factor.
@@ -101,7 +101,8 @@ class MutualContrastTerm(nn.Module):
         Args:
             target (Tensor): Labels (B, ) or bank rows (B, K + 2).
             weights (Tensor, optional): Block weights (num_blocks, B).
-            factors (dict[str, float], optional): Ramp factor of each term.
+            factors (dict[str, float | Tensor], optional): Ramp factor of
+                each term (a 0-dim tensor from a compiled step).
             banks (dict[str, Tensor], optional): Buffers of the contrast
                 loss to read instead of its own (the meta step's carried
                 banks), by their names in it.
