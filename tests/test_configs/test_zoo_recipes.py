@@ -125,3 +125,20 @@ def test_classifiers_start_as_the_reference(config):
     cfg.model.head_init = 'kaiming'
     with pytest.raises(ValueError, match='head_init'):
         MODELS.build(cfg.model)
+
+
+def test_paramwise_groups_are_plain_dicts():
+    """FFL's fusion group (``paramwise_cfg``): every param group the
+    cohort's optimizer holds is a plain dict, as torch builds them. MMEngine
+    returns ConfigDicts there, which torch.compile's tracing of the
+    optimizer step cannot read (InternalTorchDynamoError)."""
+    from mmengine.optim import build_optim_wrapper
+    cfg = Config.fromfile(CONFIGS / 'ffl/ffl_resnet32_1xb128-300e_cifar100.py')
+    cfg.model.setdefault('data_preprocessor', cfg.data_preprocessor)
+    register_all_modules()
+    with DefaultScope.overwrite_default_scope('mmmcl'):
+        model = MODELS.build(cfg.model)
+        wrappers = build_optim_wrapper(model, cfg.optim_wrapper)
+    groups = wrappers['cohort'].optimizer.param_groups
+    assert len({g['weight_decay'] for g in groups}) > 1  # paramwise groups
+    assert all(type(g) is dict for g in groups)

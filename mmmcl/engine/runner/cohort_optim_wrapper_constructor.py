@@ -74,4 +74,9 @@ class CohortOptimWrapperConstructor:
             paramwise = cfg.pop('paramwise_cfg', None)
             wrappers[name] = DefaultOptimWrapperConstructor(cfg, paramwise)(
                 module)
+            # the paramwise groups come out of the build as ConfigDicts,
+            # which torch.compile's tracing of the optimizer step cannot
+            # read (InternalTorchDynamoError); torch's own are plain dicts
+            groups = wrappers[name].optimizer.param_groups
+            groups[:] = [dict(group) for group in groups]
         return OptimWrapperDict(**wrappers)

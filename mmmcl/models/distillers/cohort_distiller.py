@@ -340,11 +340,14 @@ class CohortDistiller(CohortPredictMixin, BaseModel):
                                  wrapper, meta_wrapper))
         return log_vars
 
+    @torch.compiler.disable
     def update_temporal_mean(self) -> None:
         """Average the peers' parameters into the temporal mean; its
         buffers (BN statistics) are the peers' (MMEngine's default) or, with
         ``own_buffers``, those its own train-mode forward keeps (PCL's
-        re-implementation)."""
+        re-implementation). Eager under ``torch.compile``: MMEngine's
+        ``avg_func`` reads ``steps.item()``, a graph break per parameter
+        whose resumed frames recompile for each parameter shape."""
         buffers = list(self.temporal_mean.module.buffers())
         saved = [b.clone() for b in buffers] \
             if self.temporal_mean_own_buffers else []
