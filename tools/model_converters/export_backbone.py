@@ -42,7 +42,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
             parser.error('--check takes EXPORT and at least one CONFIG')
         if args.checkpoint or args.member is not None or args.config:
             parser.error('--check takes EXPORT CONFIG [CONFIG ...] and no '
-                     'other argument')
+                         'other argument')
     elif args.out is None or args.member is None:
         parser.error('give CKPT --member I OUT, or --check EXPORT CONFIG')
     return args

@@ -246,10 +246,8 @@ class CohortDistiller(CohortPredictMixin, BaseModel):
         targets = self.teachers.targets(outputs, averaged)
         losses.update(self.teachers.ce_losses(targets, labels, self.peers))
         losses.update(
-            self.distillation(outputs, targets, {
-                name: ramps.get(name, 1.)
-                for name in self.distillation.names
-            }))
+            self.distillation(outputs, targets,
+                              _factors(ramps, self.distillation.names)))
         weights = None if self.meta_net is None \
             else self.matching_weights(outputs)
         updates = []
@@ -258,10 +256,8 @@ class CohortDistiller(CohortPredictMixin, BaseModel):
             embeddings = outputs.embeddings[name]
             losses.update({
                 f'{name}.{k}': v
-                for k, v in term.loss(embeddings, target, weights, {
-                    name: ramps.get(name, 1.)
-                    for name in term.names
-                }).items()
+                for k, v in term.loss(embeddings, target, weights,
+                                      _factors(ramps, term.names)).items()
             })
             update = term.bank_update(embeddings, target)
             if update is not None:
@@ -434,3 +430,10 @@ class CohortDistiller(CohortPredictMixin, BaseModel):
             ignored |= {id(p) for p in self.meta_net.parameters()}
         named = [*self.named_parameters(), *self.named_buffers()]
         return [n for n, t in named if id(t) in ignored]
+
+
+def _factors(ramps: Dict[str, Tensor],
+             terms: Sequence[str]) -> Dict[str, Union[float, Tensor]]:
+    """Each term's ramp factor from :meth:`CohortDistiller.ramp_weights`
+    (1 unramped)."""
+    return {term: ramps.get(term, 1.) for term in terms}

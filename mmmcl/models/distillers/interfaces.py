@@ -132,7 +132,8 @@ class CohortTerm(Protocol):
         """What its loss compares against on this batch."""
 
     def loss(self, embeddings: Any, target: Tensor,
-             weights: Optional[Tensor], factors: Optional[Dict[str, Union[float, Tensor]]],
+             weights: Optional[Tensor],
+             factors: Optional[Dict[str, Union[float, Tensor]]],
              banks: Optional[Dict[str, Tensor]]) -> Dict[str, Tensor]:
         """Its losses, weighted by the meta-network's block weights and
         ramped by ``factors``."""

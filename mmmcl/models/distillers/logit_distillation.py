@@ -74,7 +74,8 @@ class LogitDistillation(nn.Module):
 
     def forward(self, outputs: PeerOutputs,
                 targets: Dict[str, Union[Tensor, list]],
-                factors: Dict[str, Union[float, Tensor]]) -> Dict[str, Tensor]:
+                factors: Dict[str, Union[float, Tensor]]
+                ) -> Dict[str, Tensor]:
         """``{student}.loss_kd_{teacher}`` of every entry, times its weight
         and its ramp factor in ``factors``."""
         losses = {}
